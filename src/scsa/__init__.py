@@ -14,12 +14,18 @@ from scsa.attention import (  # noqa: E402
     register_attention,
 )
 
+# importing scsa.models also registers the backbones in timm ("scsa_resnet50", ...)
+from scsa.models import create_model, insert_attention, list_models  # noqa: E402
+
 __all__ = [
     "PCSA",
     "SCSA",
     "SMSA",
     "__version__",
     "create_attention",
+    "create_model",
+    "insert_attention",
     "list_attentions",
+    "list_models",
     "register_attention",
 ]

@@ -3,6 +3,13 @@
 Every block is built as ``cls(channels, **kwargs)`` and accepts ``device``/``dtype``.
 """
 
+from scsa.attention.ca import CoordAttention
+from scsa.attention.cbam import CBAM
+from scsa.attention.cpca import CPCA
+from scsa.attention.eca import ECA
+from scsa.attention.ela import ELA
+from scsa.attention.ema import EMA
+from scsa.attention.fca import FCA
 from scsa.attention.identity import NoAttention
 from scsa.attention.registry import (
     create_attention,
@@ -10,18 +17,47 @@ from scsa.attention.registry import (
     list_attentions,
     register_attention,
 )
+from scsa.attention.sa import ShuffleAttention
+from scsa.attention.sc import SCConv
 from scsa.attention.scsa import PCSA, SCSA, SMSA
+from scsa.attention.se import SqueezeExcite
+from scsa.attention.simam import SimAM
+from scsa.attention.sk import SelectiveKernel
 
 register_attention("none", NoAttention)
 register_attention("scsa", SCSA)
 register_attention("smsa", SMSA)
 register_attention("pcsa", PCSA)
+register_attention("se", SqueezeExcite)
+register_attention("cbam", CBAM)
+register_attention("eca", ECA)
+register_attention("ca", CoordAttention)
+register_attention("sa", ShuffleAttention)
+register_attention("ema", EMA)
+register_attention("ela", ELA)
+register_attention("cpca", CPCA)
+register_attention("fca", FCA)
+register_attention("sk", SelectiveKernel)
+register_attention("sc", SCConv)
+register_attention("simam", SimAM)
 
 __all__ = [
+    "CBAM",
+    "CPCA",
+    "ECA",
+    "ELA",
+    "EMA",
+    "FCA",
     "PCSA",
     "SCSA",
     "SMSA",
+    "CoordAttention",
     "NoAttention",
+    "SCConv",
+    "SelectiveKernel",
+    "ShuffleAttention",
+    "SimAM",
+    "SqueezeExcite",
     "create_attention",
     "get_attention_class",
     "list_attentions",

@@ -19,7 +19,9 @@ def register_attention(name: str, cls: Callable[..., nn.Module], *, overwrite: b
     if not key.isidentifier():
         raise ValueError(f"attention name must be a Python identifier, got {name!r}")
     if key in _REGISTRY and not overwrite and _REGISTRY[key] is not cls:
-        raise ValueError(f"attention {key!r} is already registered to {_REGISTRY[key]!r}; pass overwrite=True")
+        raise ValueError(
+            f"attention {key!r} is already registered to {_REGISTRY[key]!r}; pass overwrite=True"
+        )
     _REGISTRY[key] = cls
 
 

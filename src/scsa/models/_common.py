@@ -1,0 +1,115 @@
+"""Helpers shared by the backbones, the surgery and the weight loaders.
+
+An attention is given either as a zoo name (``"scsa"``, ``"se"``, ... see
+:func:`scsa.attention.list_attentions`) or as a callable ``f(channels, **kwargs) -> nn.Module``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+from scsa.attention import create_attention, get_attention_class, list_attentions
+from scsa.attention.identity import NoAttention
+
+AttentionSpec = Union[str, Callable[..., nn.Module]]
+
+POSITIONS = ("mid", "post")
+STEMS = ("imagenet", "cifar")
+
+
+def check_position(position: str) -> str:
+    if position not in POSITIONS:
+        raise ValueError(
+            f"attention_position must be one of {POSITIONS} ('mid': the paper's place inside the block; "
+            f"'post': after the block's last norm, before the residual add), got {position!r}"
+        )
+    return position
+
+
+def check_stem(stem: str) -> str:
+    if stem not in STEMS:
+        raise ValueError(
+            f"stem must be one of {STEMS} ('cifar': 3x3 stride-1 conv and no max-pool, for 32x32 inputs), "
+            f"got {stem!r}"
+        )
+    return stem
+
+
+def check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
+    return value
+
+
+def check_drop_rate(drop_rate: float) -> float:
+    if not 0.0 <= float(drop_rate) < 1.0:
+        raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
+    return float(drop_rate)
+
+
+def is_none_attention(attention: AttentionSpec) -> bool:
+    """True for the "no attention" choice, which the backbones build as nothing at all."""
+    return isinstance(attention, str) and attention.lower() == "none"
+
+
+def make_attention(
+    attention: AttentionSpec,
+    channels: int,
+    attention_kwargs: Mapping[str, Any] | None = None,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> nn.Module:
+    """Build one attention block for ``channels`` channels, on ``device``/``dtype`` unless the kwargs say otherwise."""
+    kwargs = dict(attention_kwargs or {})
+    if device is not None:
+        kwargs.setdefault("device", device)
+    if dtype is not None:
+        kwargs.setdefault("dtype", dtype)
+    if isinstance(attention, str):
+        return create_attention(attention, channels, **kwargs)
+    if callable(attention):
+        return attention(channels, **kwargs)
+    raise ValueError(
+        f"attention must be a registered name ({', '.join(list_attentions())}) or a callable "
+        f"f(channels, **kwargs) -> nn.Module, got {attention!r}"
+    )
+
+
+def attention_classes() -> tuple[type, ...]:
+    """The module classes of the zoo (everything registered, except the identity of "none")."""
+    classes = (get_attention_class(name) for name in list_attentions())
+    return tuple(c for c in classes if isinstance(c, type) and not issubclass(c, NoAttention))
+
+
+def find_attention_modules(model: nn.Module) -> list[str]:
+    """Paths of the outermost zoo attention blocks inside ``model`` (its "attention part")."""
+    classes = attention_classes()
+    paths: list[str] = []
+    for path, module in model.named_modules():
+        if isinstance(module, classes) and not any(path.startswith(p + ".") for p in paths):
+            paths.append(path)
+    return paths
+
+
+def init_backbone_(
+    model: nn.Module, attention_modules: Iterable[nn.Module], linear_std: float | None = None
+) -> None:
+    """torchvision's initialisation for the backbone's own layers; attention blocks keep their own init."""
+    skip = {id(m) for attn in attention_modules for m in attn.modules()}
+    for m in model.modules():
+        if id(m) in skip:
+            continue
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and linear_std is not None:
+            nn.init.normal_(m.weight, 0.0, linear_std)
+            nn.init.zeros_(m.bias)
