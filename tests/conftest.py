@@ -14,3 +14,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+try:
+    from hypothesis import settings
+
+    # CI explores the same examples every run (a red CI must be reproducible); locally it explores anew.
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+except ImportError:  # hypothesis is a dev extra
+    pass

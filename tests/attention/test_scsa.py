@@ -315,3 +315,10 @@ def test_every_switch_combination_builds_and_runs():
     ):
         block = SCSA(8, head_num=2, window_size=ws, down_sample_mode=mode, gate_layer=gate, qkv_bias=bias)
         assert block(x).shape == x.shape
+
+
+def test_four_channels_on_one_pixel_axis():
+    # GroupNorm(4, 4) sees one value per group here; F.group_norm would refuse it, the block must not
+    block = SCSA(4).train()
+    out = block(torch.randn(1, 4, 1, 1))
+    assert out.shape == (1, 4, 1, 1) and torch.isfinite(out).all()

@@ -21,6 +21,7 @@ from zoo_reference import REFERENCES, build_reference, copy_weights, eca_k
 
 import scsa.attention as zoo
 from scsa.attention import registry
+from scsa.attention.eca import eca_kernel_size
 
 NAMES = zoo.list_attentions()
 C = 32  # the small width of most tests
@@ -138,7 +139,18 @@ def test_torchscript(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_timm_attn_layer(name):
+def test_timm_create_attn(name):
+    """What timm's blocks do with an ``attn_layer``: ``create_attn(layer, channels, device=..., dtype=...)``."""
+    cls = zoo.get_attention_class(name)
+    kw = TIMM_RESNET_KWARGS.get(name)
+    layer = functools.partial(cls, **kw) if kw else cls
+    block = timm.layers.create_attn(layer, 64, device=None, dtype=torch.float64)
+    assert isinstance(block, cls)
+    assert block(torch.randn(2, 64, 4, 4, dtype=torch.float64)).shape == (2, 64, 4, 4)
+
+
+@pytest.mark.parametrize("name", ["scsa", "se", "sa", "sk", "sc", "none"])
+def test_timm_resnet_attn_layer(name):
     cls = zoo.get_attention_class(name)
     kw = TIMM_RESNET_KWARGS.get(name)
     layer = functools.partial(cls, **kw) if kw else cls
@@ -184,7 +196,10 @@ EXTRA_REFERENCE_CONFIGS = [
 REFERENCE_CASES = (
     [pytest.param(n, C, None, id=f"{n}-C{C}") for n in NAMES]
     + [pytest.param(n, 128, {}, id=f"{n}-C128-paper") for n in NAMES]
-    + [pytest.param(n, c, kw, id=f"{n}-{'-'.join(map(str, kw.values()))}") for n, c, kw in EXTRA_REFERENCE_CONFIGS]
+    + [
+        pytest.param(n, c, kw, id=f"{n}-{'-'.join(map(str, kw.values()))}")
+        for n, c, kw in EXTRA_REFERENCE_CONFIGS
+    ]
 )
 
 
@@ -196,16 +211,16 @@ def test_matches_literal_reference(name, channels, kwargs, training):
     block, kw = make(name, channels, **(kwargs or {}))
     randomize_(block).train(training)
     ref = build_reference(name, block, channels, **kw)
-    for shape in [(2, 7, 5), (1, 3, 4), (2, 14, 14)]:
-        x = torch.randn(shape[0], channels, *shape[1:])
+    for batch, h, w in [(2, 7, 5), (1, 3, 4), (1, 14, 14)]:
+        # batch 2 in training: a BatchNorm on pooled maps (SK's "batchnorm" option) needs it
+        x = torch.randn(2 if training else batch, channels, h, w)
         with torch.no_grad():
             assert_rel_close(block(x), ref(x))
 
 
 def test_eca_kernel_size_follows_the_paper():
-    for c in range(1, 4097):
-        assert zoo.ECA(c).conv.kernel_size[0] == eca_k(c), c
-    assert [zoo.ECA(c).conv.kernel_size[0] for c in (64, 128, 256, 512, 2048)] == [3, 5, 5, 5, 7]
+    assert [eca_kernel_size(c) for c in range(1, 4097)] == [eca_k(c) for c in range(1, 4097)]
+    assert [zoo.ECA(c).conv.kernel_size[0] for c in (4, 64, 128, 256, 512, 2048)] == [1, 3, 5, 5, 5, 7]
 
 
 def test_simam_on_a_single_pixel():
@@ -356,7 +371,7 @@ def test_every_documented_name_is_registered():
 
 
 def test_unknown_name_raises():
-    with pytest.raises(ValueError, match="unknown attention 'nope'.*known: .*se"):
+    with pytest.raises(ValueError, match=r"unknown attention 'nope'.*known: .*se"):
         zoo.create_attention("nope", C)
     assert isinstance(zoo.create_attention("SE", C), zoo.SqueezeExcite)  # names are case-insensitive
 

@@ -23,18 +23,24 @@ from oracle import OracleSCSA
 # weight copying
 
 
-def copy_weights(dst: nn.Module, src: nn.Module, mapping: dict[str, str | tuple[str, int, int]]) -> None:
+def copy_weights(
+    dst: nn.Module,
+    src: nn.Module,
+    mapping: dict[str, str | tuple[str, int, int]],
+    computed: tuple[str, ...] = (),
+) -> None:
     """``dst.<key> <- src.<value>`` for every entry, reshaped to the destination's shape.
 
     A value ``(name, i, n)`` takes the ``i``-th of ``n`` equal chunks of ``src.<name>`` along dim 0.
-    Every parameter and buffer of both modules must be named in ``mapping`` (counters aside), so a
-    forgotten weight fails loudly instead of staying random.
+    Every parameter and buffer of both modules must be named in ``mapping`` (counters aside, and the
+    destination's ``computed`` buffers, which it derives itself), so a forgotten weight fails loudly
+    instead of staying random.
     """
     dst_state = dict(dst.state_dict())
     src_state = dict(src.state_dict())
     skip = ("num_batches_tracked",)
     used = {v if isinstance(v, str) else v[0] for v in mapping.values()}
-    missing_dst = {k for k in dst_state if not k.endswith(skip)} - set(mapping)
+    missing_dst = {k for k in dst_state if not k.endswith(skip)} - set(mapping) - set(computed)
     missing_src = {k for k in src_state if not k.endswith(skip)} - used
     assert not missing_dst and not missing_src, f"unmapped: dst {missing_dst}, src {missing_src}"
     with torch.no_grad():
@@ -499,7 +505,8 @@ def _ref_cpca(block, channels, **kw):
 def _ref_fca(block, channels, reduction=16, freq_sel_method="top16", dct_size=7):
     assert freq_sel_method.startswith("top"), "the reference implements the paper's 'top' ranking"
     ref = RefFCA(channels, reduction, int(freq_sel_method[3:]), dct_size, dct_size)
-    copy_weights(ref, block, {"fc.0.weight": "fc1.weight", "fc.2.weight": "fc2.weight"})
+    # the DCT filters are the reference's own (its buffer "weight"), computed with its own loops
+    copy_weights(ref, block, {"fc.0.weight": "fc1.weight", "fc.2.weight": "fc2.weight"}, computed=("weight",))
     return ref
 
 

@@ -114,6 +114,13 @@ def check_positive(name: str, value: object) -> float:
     return float(value)
 
 
+def check_open_unit(name: str, value: object) -> float:
+    """``value`` must be a real number strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ValueError(f"{name} must be a number in (0, 1), got {name}={value!r}")
+    return float(value)
+
+
 def check_divisible(channels: int, divisor: int, rule: str) -> None:
     """``channels`` must be a multiple of ``divisor``; ``rule`` says where the divisor comes from."""
     if channels % divisor != 0:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scsa.attention._layers import check_divisible, check_input, check_int, check_odd
+from scsa.attention._layers import check_divisible, check_input, check_int, check_odd, check_open_unit
 
 __all__ = ["SCConv"]
 
@@ -68,14 +68,8 @@ class SCConv(nn.Module):
         check_divisible(c, 2, "2 (the SRU cross-adds the two halves)")
         check_int("norm_groups", norm_groups)
         check_divisible(c, norm_groups, f"norm_groups = {norm_groups} (GroupNorm)")
-        if (
-            isinstance(gate_threshold, bool)
-            or not isinstance(gate_threshold, int | float)
-            or not 0 < gate_threshold < 1
-        ):
-            raise ValueError(f"gate_threshold must be in (0, 1) (a sigmoid weight), got {gate_threshold!r}")
-        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got alpha={alpha!r}")
+        check_open_unit("gate_threshold", gate_threshold)  # a sigmoid weight
+        check_open_unit("alpha", alpha)
         check_int("squeeze_ratio", squeeze_ratio)
         check_int("conv_groups", conv_groups)
         check_odd("conv_kernel_size", conv_kernel_size)

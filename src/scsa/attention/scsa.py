@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scsa.attention import _scsa_fast
+
 __all__ = ["PCSA", "SCSA", "SMSA"]
 
 _DOWN_SAMPLE_MODES = ("avg_pool", "max_pool", "recombination")
@@ -109,7 +111,9 @@ def group_norm(
     """GroupNorm computed in ``dtype`` whatever the parameters' dtype."""
     w = weight.to(dtype) if weight is not None else None
     b = bias.to(dtype) if bias is not None else None
-    return F.group_norm(x.to(dtype), num_groups, w, b, eps)
+    # torch.group_norm, not F.group_norm: the latter refuses groups holding a single value (C = 4 on a
+    # 1-pixel axis), which normalise to exactly the bias and are well defined.
+    return torch.group_norm(x.to(dtype), num_groups, w, b, eps, False)
 
 
 def shrink_window(window: int, size: int) -> int:
@@ -386,6 +390,10 @@ class SCSA(_SMSAMixin, _PCSAMixin):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.dim, "SCSA")
+        if not torch.jit.is_scripting():
+            # the fast path (same numbers, less time and memory) wherever it applies
+            if _scsa_fast.use_fast_path(x):
+                return _scsa_fast.scsa_forward(self, x)
         a_h, a_w = self.smsa_gates(x)  # (b, c, h), (b, c, w)
         x_s = x * a_h.to(x.dtype).unsqueeze(-1) * a_w.to(x.dtype).unsqueeze(-2)  # (b, c, h, w)
         gate = self.pcsa_gate(x_s)  # (b, c, 1, 1)

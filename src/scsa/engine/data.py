@@ -86,8 +86,9 @@ def load_mnist5k(val_per_class: int = 100) -> tuple[torch.Tensor, torch.Tensor, 
     )
     is_val = np.zeros(len(y), dtype=bool)
     is_val[val_idx] = True
-    train_idx = torch.from_numpy(np.flatnonzero(~is_val))
-    val = torch.from_numpy(val_idx)
+    # The file is sorted by digit; a fixed shuffle makes any prefix (a limited val pass) a fair sample.
+    train_idx = torch.from_numpy(rng.permutation(np.flatnonzero(~is_val)))
+    val = torch.from_numpy(rng.permutation(val_idx))
     return images[train_idx], labels[train_idx], images[val], labels[val]
 
 
