@@ -6,10 +6,10 @@ by their parameters, FLOPs and throughput. This module measures those numbers fo
 
 * **Params**: every parameter of the model, shared ones once.
 * **FLOPs**: the papers' convention, i.e. multiply-accumulates (MACs) of convolutions, linear layers and
-  matrix products, per image. ``torch.utils.flop_counter.FlopCounterMode`` counts them (it reports
-  2 FLOPs per MAC, so we halve its total); nothing is hand-written per layer. Element-wise work (norms,
-  activations, pooling, gates) is not counted, as in the papers: it is memory-bound and shows up in
-  throughput instead.
+  matrix products, per image. ``torch.utils.flop_counter.FlopCounterMode`` counts them on fake tensors
+  (it reports 2 FLOPs per MAC, so we halve its total); nothing is hand-written per layer. Element-wise
+  work (norms, activations, pooling, gates) is not counted: it is memory-bound and shows up in
+  throughput instead (fvcore-style counters add a few small norm and pooling terms).
 * **Throughput**: as the released code measures it: eval mode, no grad, one random batch
   (64×3×224×224 by default), 50 warm-up passes, then 30 timed passes; images per second, with CUDA
   synchronised around the timer.
@@ -27,6 +27,7 @@ import csv
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = [
@@ -66,8 +68,11 @@ def _check_int(name: str, value: int, minimum: int) -> None:
 
 def _resolve_device(device: str | torch.device) -> torch.device:
     dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} was requested but CUDA is not available")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={str(device)!r} was requested but CUDA is not available")
+        if dev.index is None:  # "cuda" and "cuda:0" must compare equal, or models get copied for nothing
+            dev = torch.device("cuda", torch.cuda.current_device())
     return dev
 
 
@@ -98,7 +103,7 @@ def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def _placed(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
-    """``model`` on ``device`` (and channels-last); a copy when that needs a move, so the caller's is untouched."""
+    """``model`` on ``device`` (and channels-last): a copy when it must move, so the caller's stays put."""
     here, _ = _float_dtype(model)
     if here == device and not channels_last:
         return model
@@ -120,24 +125,51 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _flop_total(model: nn.Module, size: tuple[int, ...], shapes_only: bool) -> int:
+    device, dtype = _float_dtype(model)
+    with _eval_mode(model), torch.no_grad():
+        if shapes_only:
+            # Real parameters are turned into fake ones on first use; nothing is computed or written.
+            with FakeTensorMode(allow_non_fake_inputs=True):
+                x = torch.empty(size, device=device, dtype=dtype)
+                with FlopCounterMode(display=False) as counter:
+                    model(x)
+        else:
+            x = torch.randn(size, device=device, dtype=dtype)
+            with FlopCounterMode(display=False) as counter:
+                model(x)
+    return counter.get_total_flops()
+
+
 def count_flops(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> int:
     """Multiply-accumulates (MACs) of one forward pass, per image, in eval mode under ``no_grad``.
 
     This is the papers' "FLOPs": MACs of convolutions, linear layers and matrix products (bias adds and
     element-wise work are not counted). ``torch.utils.flop_counter.FlopCounterMode`` counts 2 FLOPs per
-    MAC, so its total is halved, then divided by the batch ``input_size[0]``. The model runs once on a
-    random input of ``input_size`` on its own device and dtype; its train/eval flags are restored after.
+    MAC, so its total is halved, then divided by the batch ``input_size[0]``.
+
+    The pass runs on fake tensors (``FakeTensorMode``: shapes only, no arithmetic, no memory), which
+    also makes every block run its readable definition: :class:`scsa.SCSA`'s fast path, which pools by
+    matrix products, takes over only on real CPU/CUDA tensors and would count MACs of its own algebra
+    rather than of the block the paper defines. A model that cannot run on fake tensors (data-dependent
+    Python control flow, say) is counted on a real random input instead, with a warning. The model's
+    train/eval flags are restored after.
     """
     size = tuple(input_size)
     if len(size) < 2:
         raise ValueError(f"input_size must be (batch, channels, ...), got input_size={input_size!r}")
     for i, s in enumerate(size):
         _check_int(f"input_size[{i}]", s, 1)
-    device, dtype = _float_dtype(model)
-    x = torch.randn(size, device=device, dtype=dtype)
-    with _eval_mode(model), torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    return counter.get_total_flops() // (2 * size[0])
+    try:
+        total = _flop_total(model, size, shapes_only=True)
+    except (RuntimeError, NotImplementedError) as e:  # fake-tensor errors derive from RuntimeError
+        warnings.warn(
+            f"count_flops: the shapes-only pass failed ({type(e).__name__}: {e}); counting on a real "
+            "forward pass, where a fast path (SCSA's) counts the MACs of its own algebra",
+            stacklevel=2,
+        )
+        total = _flop_total(model, size, shapes_only=False)
+    return total // (2 * size[0])
 
 
 def measure_throughput(
@@ -181,14 +213,19 @@ def measure_throughput(
 
 
 class _StorageBytes:
-    """Bytes of distinct storages seen, so a tensor saved by two ops (or a view of it) counts once."""
+    """Bytes of distinct storages, so a tensor saved by two ops (or a view of it) counts once.
 
-    def __init__(self) -> None:
+    Keyed by address, so only tensors alive at the same time may go into one instance (a freed
+    address can be reused). Storages in ``skip`` (the parameters, counted elsewhere) are ignored.
+    """
+
+    def __init__(self, skip: set[int] | None = None) -> None:
         self.sizes: dict[int, int] = {}
+        self.skip = skip or set()
 
     def add(self, t: torch.Tensor) -> None:
         storage = t.untyped_storage()
-        if storage.data_ptr() != 0:
+        if storage.data_ptr() != 0 and storage.data_ptr() not in self.skip:
             self.sizes[storage.data_ptr()] = storage.nbytes()
 
     def pack(self, t: torch.Tensor) -> torch.Tensor:
@@ -221,20 +258,21 @@ def measure_train_step(
     Returns ``{"step_time_s", "peak_memory_bytes", "memory_method"}``. What ``peak_memory_bytes`` is:
 
     * CUDA (``memory_method="cuda_max_memory_allocated"``): ``torch.cuda.max_memory_allocated`` over the
-      timed steps, a true peak of the caching allocator's live tensors (weights, grads, optimizer state,
-      activations, temporaries).
+      timed steps minus what was allocated when the call began: a true peak of the live tensors this
+      measurement added (the model's copy, grads, optimizer state, activations, temporaries).
     * Elsewhere (``memory_method="estimate_saved_tensors"``): an *estimate*, not a measured peak. One extra
       untimed step records, through ``torch.autograd.graph.saved_tensors_hooks``, every tensor autograd
-      saves for backward; the result is the bytes of the distinct storages of those saved activations plus
-      parameters, gradients and optimizer state. It leaves out temporaries and allocator overhead, and it
-      counts all gradients and all saved activations together although backward frees the latter as it
-      makes the former; it is meant for comparing blocks, not for sizing a machine.
+      saves for backward; the result is the bytes of the distinct storages of those saved activations
+      plus parameters, buffers, gradients and optimizer state. It leaves out temporaries and allocator
+      overhead, and counts all gradients and all saved activations together although backward frees the
+      latter as it makes the former; it is meant for comparing blocks, not for sizing a machine.
     """
     _check_int("batch_size", batch_size, 1)
     _check_int("image_size", image_size, 1)
     _check_int("steps", steps, 1)
     _check_int("warmup", warmup, 0)
     dev = _resolve_device(device)
+    before = torch.cuda.memory_allocated(dev) if dev.type == "cuda" else 0
     # Always a copy: the steps change weights and batch-norm statistics.
     net = copy.deepcopy(model).to(dev)
     if channels_last:
@@ -272,22 +310,26 @@ def measure_train_step(
             step()
         _sync(dev)
         elapsed = time.perf_counter() - start
-        peak = torch.cuda.max_memory_allocated(dev)
+        peak = torch.cuda.max_memory_allocated(dev) - before
         method = "cuda_max_memory_allocated"
     else:
-        # Untimed, because the hooks slow the forward down.
-        seen = _StorageBytes()
-        with torch.autograd.graph.saved_tensors_hooks(seen.pack, lambda t: t):
+        # Untimed, because the hooks slow the forward down. Saved activations (alive together at the
+        # end of the forward) and the model's state (alive together after the step) are counted apart.
+        model_state = _StorageBytes()
+        saved = _StorageBytes(skip={p.untyped_storage().data_ptr() for p in net.parameters()})
+        with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
             step()
         for p in params:
-            seen.add(p)
+            model_state.add(p)
             if p.grad is not None:
-                seen.add(p.grad)
+                model_state.add(p.grad)
+        for buf in net.buffers():
+            model_state.add(buf)
         for state in opt.state.values():
             for v in state.values():
                 if torch.is_tensor(v):
-                    seen.add(v)
-        peak = seen.total
+                    model_state.add(v)
+        peak = saved.total + model_state.total
         method = "estimate_saved_tensors"
         for _ in range(warmup):
             step()
@@ -414,30 +456,45 @@ def profile_attentions(
             f"a name), got model={model!r}, model_kwargs={model_kwargs!r}"
         )
 
-    rows: list[dict[str, Any]] = []
-    bar = tqdm(names, desc=f"profile {model_name}", unit="block", disable=not progress)
-    for att in bar:
-        bar.set_postfix_str(att)
+    def checked_build(att: str) -> nn.Module:
         try:
-            net = build(att)
+            return build(att)
         except ValueError as e:  # say which of a long list failed, not only why
             raise ValueError(f"cannot build {model_name} with attention {att!r}: {e}") from e
-        row: dict[str, Any] = {
-            "model": model_name,
-            "attention": att,
-            "stem": stem,
-            "image_size": image_size,
-            "params": count_params(net),
-            "flops": count_flops(net, (1, in_chans, image_size, image_size)),
-        }
+
+    timed = measure_speed or measure_train
+    bar = tqdm(
+        total=len(names) * (2 if timed else 1),
+        desc=f"profile {model_name}",
+        unit="step",
+        disable=not progress,
+    )
+    # Pass 1 builds every model and counts it, cheap next to timing, so a block that cannot be built
+    # fails before the minutes of timing. Pass 2 rebuilds each model to time it (keeping 16 models alive
+    # instead would cost gigabytes for the large backbones).
+    rows: list[dict[str, Any]] = []
+    for att in names:
+        bar.set_postfix_str(f"count {att}")
+        net = checked_build(att)
+        rows.append(
+            {
+                "model": model_name,
+                "attention": att,
+                "stem": stem,
+                "image_size": image_size,
+                "params": count_params(net),
+                "flops": count_flops(net, (1, in_chans, image_size, image_size)),
+            }
+        )
+        bar.update()
+    for row in rows if timed else ():
+        bar.set_postfix_str(f"time {row['attention']}")
+        net = checked_build(row["attention"])
+        row.update(batch_size=batch_size, device=str(dev))
         if measure_speed:
-            row.update(
-                batch_size=batch_size,
-                device=str(dev),
-                threads=torch.get_num_threads() if dev.type == "cpu" else None,
-                throughput=measure_throughput(
-                    net, batch_size, image_size, warmup, iters, dev, channels_last, in_chans=in_chans
-                ),
+            row["threads"] = torch.get_num_threads() if dev.type == "cpu" else None
+            row["throughput"] = measure_throughput(
+                net, batch_size, image_size, warmup, iters, dev, channels_last, in_chans=in_chans
             )
         if measure_train:
             train = measure_train_step(
@@ -451,16 +508,15 @@ def profile_attentions(
                 channels_last=channels_last,
             )
             row.update(
-                batch_size=batch_size,
-                device=str(dev),
                 train_step_s=train["step_time_s"],
                 peak_memory_bytes=train["peak_memory_bytes"],
                 memory_method=train["memory_method"],
             )
-        rows.append(row)
         del net
         if dev.type == "cuda":
             torch.cuda.empty_cache()
+        bar.update()
+    bar.close()
 
     base = rows[0]
     for row in rows:
