@@ -26,16 +26,14 @@ from scsa.attention.eca import eca_kernel_size
 NAMES = zoo.list_attentions()
 C = 32  # the small width of most tests
 
-# Settings for C = 32, each with its reason; every other block runs at its paper defaults.
+# Settings for C = 32, each with its reason; every other block runs at its defaults.
 SMALL_KWARGS: dict[str, dict] = {
-    "sa": {"groups": 8},  # the paper's G = 64 needs C % 128 == 0
+    "sa": {"groups": 8},  # the default falls back to G = 16: one channel per half group, little to check
     "ema": {"factor": 8},  # the paper's 32 groups would leave one channel per group
 }
 # Blocks with a BatchNorm on full maps (SK's paths, as in the paper). Like the backbone's own BNs they
 # cannot train on a single 1×1 map (batch 1, H = W = 1): PyTorch raises ValueError; eval mode works.
 BATCHNORM_ON_MAPS = {"sk"}
-# timm's ResNet-18 puts the block on 64..512 channels.
-TIMM_RESNET_KWARGS: dict[str, dict] = {"sa": {"groups": 32}}
 # Blocks that accept any constructor argument by design.
 ACCEPTS_ANYTHING = {"none"}
 
@@ -142,19 +140,15 @@ def test_torchscript(name):
 def test_timm_create_attn(name):
     """What timm's blocks do with an ``attn_layer``: ``create_attn(layer, channels, device=..., dtype=...)``."""
     cls = zoo.get_attention_class(name)
-    kw = TIMM_RESNET_KWARGS.get(name)
-    layer = functools.partial(cls, **kw) if kw else cls
-    block = timm.layers.create_attn(layer, 64, device=None, dtype=torch.float64)
+    block = timm.layers.create_attn(cls, 64, device=None, dtype=torch.float64)
     assert isinstance(block, cls)
     assert block(torch.randn(2, 64, 4, 4, dtype=torch.float64)).shape == (2, 64, 4, 4)
 
 
 @pytest.mark.parametrize("name", ["scsa", "se", "sa", "sk", "sc", "none"])
 def test_timm_resnet_attn_layer(name):
-    cls = zoo.get_attention_class(name)
-    kw = TIMM_RESNET_KWARGS.get(name)
-    layer = functools.partial(cls, **kw) if kw else cls
-    model = timm.create_model("resnet18", pretrained=False, num_classes=10, block_args={"attn_layer": layer})
+    cls = zoo.get_attention_class(name)  # at its defaults on 64..512 channels
+    model = timm.create_model("resnet18", pretrained=False, num_classes=10, block_args={"attn_layer": cls})
     assert sum(isinstance(m, cls) for m in model.modules()) == 8  # one per BasicBlock
     with torch.no_grad():
         out = model.eval()(torch.randn(1, 3, 32, 32))  # layer4 runs on 1×1 maps
@@ -323,6 +317,136 @@ def test_matches_timm(name, training):
 
 
 # ----------------------------------------------------------------------------------------------
+# every block at every width of the paper's backbones (group-like knobs default to None)
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    # torchvision's rounding of MobileNetV2 widths: nearest multiple of 8, never more than 10% down
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def backbone_widths() -> list[int]:
+    """Channels an attention block sees in resnet18..152, resnext50_32x4d and mobilenet_v2 (× 1.0, × 0.5).
+
+    Both places: "mid" (the paper's: a bottleneck's middle width, a BasicBlock's width, MobileNetV2's
+    hidden width) and "post" (a block's output width).
+    """
+    planes = (64, 128, 256, 512)
+    widths = set(planes)  # ResNet mid (Basic and Bottleneck) and BasicBlock post
+    widths |= {4 * p for p in planes}  # Bottleneck post (expansion 4), also ResNeXt's
+    widths |= {p * 4 // 64 * 32 for p in planes}  # ResNeXt-50 32x4d mid: planes · 4/64 · 32 groups
+    settings = ((1, 16, 1), (6, 24, 2), (6, 32, 3), (6, 64, 4), (6, 96, 3), (6, 160, 3), (6, 320, 1))
+    for mult in (1.0, 0.5):
+        inp = _make_divisible(32 * mult)
+        for t, c, n in settings:
+            out = _make_divisible(c * mult)
+            for _ in range(n):
+                widths |= {round(inp * t), out}  # hidden (mid), output (post)
+                inp = out
+    return sorted(widths)
+
+
+WIDTHS = backbone_widths()
+
+
+def test_backbone_widths_cover_the_failing_cases():
+    # the widths that broke the paper's defaults (issue 3) must be in the list
+    assert {64, 96, 144, 192, 576, 960, 32, 24, 8, 48, 80, 288, 480, 1024, 2048} <= set(WIDTHS)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", NAMES)
+def test_builds_at_every_backbone_width(name, width):
+    block = zoo.create_attention(name, width).train()
+    x = torch.randn(1, width, 3, 3)
+    with torch.no_grad():
+        out = block(x)
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+
+
+# block -> its group-like knobs with the paper's value (SCConv's 16 norm groups: the unofficial code's)
+PAPER_KNOBS: dict[str, dict] = {
+    "sa": {"groups": 64},
+    "ema": {"factor": 32},
+    "sk": {"groups": 32},
+    "fca": {"freq_sel_method": "top16"},
+    "ela": {"norm_groups": 16},
+    "sc": {"norm_groups": 16, "conv_groups": 2},
+}
+
+
+def _seeded(name: str, channels: int, **kwargs) -> nn.Module:
+    torch.manual_seed(123)
+    return zoo.create_attention(name, channels, **kwargs)
+
+
+def _assert_same_block(a: nn.Module, b: nn.Module, channels: int) -> None:
+    """Same configuration (every submodule's repr: groups, shapes), same tensors, same output, bit for bit."""
+    assert repr(a) == repr(b)
+    ta = dict(itertools.chain(a.named_parameters(), a.named_buffers()))
+    tb = dict(itertools.chain(b.named_parameters(), b.named_buffers()))
+    assert ta.keys() == tb.keys()
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
+    x = torch.randn(2, channels, 5, 4)
+    with torch.no_grad():
+        assert torch.equal(a.eval()(x), b.eval()(x))
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_KNOBS))
+def test_defaults_are_the_paper_values_where_they_fit(name):
+    paper = PAPER_KNOBS[name]
+    fitting = []
+    for width in WIDTHS:
+        try:
+            explicit = _seeded(name, width, **paper)
+        except ValueError:
+            continue  # the fallback's widths: checked below and by the build test
+        fitting.append(width)
+        _assert_same_block(_seeded(name, width), explicit, width)
+    assert {256, 512, 1024, 2048} <= set(fitting)  # every paper value fits these widths
+
+
+# (block, width, what the default resolves to there): below the paper's value, the largest that fits
+FALLBACKS = [
+    ("sa", 64, {"groups": 32}),
+    ("sa", 96, {"groups": 48}),
+    ("sa", 144, {"groups": 36}),
+    ("sa", 960, {"groups": 60}),
+    ("ema", 144, {"factor": 24}),
+    ("ema", 80, {"factor": 20}),
+    ("sk", 144, {"groups": 24}),
+    ("sk", 48, {"groups": 24}),
+    ("fca", 24, {"freq_sel_method": "top8"}),
+    ("fca", 8, {"freq_sel_method": "top8"}),
+    ("fca", 12, {"freq_sel_method": "top4"}),
+    ("ela", 24, {"norm_groups": 12}),
+    ("ela", 8, {"norm_groups": 8}),
+    ("sc", 24, {"norm_groups": 12}),
+    ("sc", 12, {"norm_groups": 12, "conv_groups": 1}),  # squeezed upper part: 3 channels
+]
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize(
+    ("name", "channels", "resolved"),
+    [pytest.param(n, c, kw, id=f"{n}-C{c}") for n, c, kw in FALLBACKS],
+)
+def test_fallback_default(name, channels, resolved, training):
+    block = _seeded(name, channels)
+    _assert_same_block(block, _seeded(name, channels, **resolved), channels)
+    with pytest.raises(ValueError, match="does not fit"):  # the paper's value itself does not
+        zoo.create_attention(name, channels, **PAPER_KNOBS[name])
+    randomize_(block).train(training)
+    ref = build_reference(name, block, channels, **resolved)
+    x = torch.randn(2, channels, 7, 5)
+    with torch.no_grad():
+        assert_rel_close(block(x), ref(x))
+
+
+# ----------------------------------------------------------------------------------------------
 # constructor validation
 
 
@@ -335,18 +459,24 @@ BAD_ARGUMENTS = [
     ("eca", C, {"gamma": 0}, "gamma"),
     ("ca", C, {"reduction": 0}, "reduction"),
     ("ca", C, {"norm_layer": nn.BatchNorm2d(4)}, "norm_layer"),
-    ("sa", 96, {}, "2 \\* groups = 128"),
-    ("ema", 48, {}, "factor = 32"),
-    ("ela", 24, {}, "norm_groups = 16"),
+    # an explicit group-like value that does not fit C stays an error (only None falls back)
+    ("sa", 96, {"groups": 64}, r"groups=64 does not fit: channels=96 must be a multiple of 2 \* groups"),
+    ("sa", 64, {"groups": 0}, "groups must be an integer >= 1"),
+    ("sa", 31, {}, "channels must be even"),  # no G at all: every group is halved
+    ("ema", 144, {"factor": 32}, "factor=32 does not fit: channels=144 must be a multiple of factor"),
+    ("ela", 24, {"norm_groups": 16}, "norm_groups=16 does not fit: channels=24"),
     ("ela", C, {"conv_groups": 5}, "conv_groups"),
     ("cpca", C, {"reduction": 0}, "reduction"),
-    ("fca", 24, {}, "frequencies 16"),
+    ("fca", 24, {"freq_sel_method": "top16"}, "'top16' does not fit: channels=24 .* 16"),
+    ("fca", 24, {"freq_sel_method": "low16"}, "'low16' does not fit"),
     ("fca", C, {"freq_sel_method": "top3"}, "freq_sel_method"),
     ("fca", C, {"dct_size": 5}, "dct_size"),
-    ("sk", 48, {}, "groups = 32"),
+    ("sk", 144, {"groups": 32}, "groups=32 does not fit: channels=144 must be a multiple of groups"),
     ("sk", C, {"kernel_sizes": (3,)}, "at least 2 paths"),
     ("sk", C, {"kernel_sizes": (3, 4)}, "odd"),
-    ("sc", 24, {}, "norm_groups = 16"),
+    ("sc", 24, {"norm_groups": 16}, "norm_groups=16 does not fit: channels=24"),
+    ("sc", 12, {"conv_groups": 2}, r"conv_groups=2 does not fit: .*upper part \(3 channels\)"),
+    ("sc", 7, {}, "divisible by 2"),
     ("sc", C, {"gate_threshold": 1.5}, "gate_threshold"),
     ("sc", C, {"alpha": 1.0}, "alpha"),
     ("sc", 16, {"squeeze_ratio": 16}, "keep a channel"),

@@ -127,6 +127,25 @@ def check_divisible(channels: int, divisor: int, rule: str) -> None:
         raise ValueError(f"channels must be divisible by {rule}, got channels={channels}")
 
 
+def fit_groups(name: str, value: object, paper: int, divides: int, rule: str) -> int:
+    """Resolve a group-like knob that must divide ``divides`` (a number derived from the channels).
+
+    ``value=None`` gives the paper's value ``paper`` when it divides ``divides``, else the largest
+    divisor below it, so that a block builds at every width of the paper's backbones (and of the
+    torchvision / timm models it is inserted into). An explicit ``value`` that does not divide is a
+    ValueError naming it and ``rule``. The paper's value wins whenever it fits, so blocks built at
+    such widths are the same as before the fallback existed.
+    """
+    if value is None:
+        return max(g for g in range(1, paper + 1) if divides % g == 0)
+    check_int(name, value)
+    if divides % value != 0:  # type: ignore[operator]
+        raise ValueError(
+            f"{name}={value} does not fit: {rule}; pass {name}=None for the largest value that does"
+        )
+    return value  # type: ignore[return-value]
+
+
 def check_input(x: torch.Tensor, channels: int, block: str) -> None:
     """Fail with a readable message on a wrong input shape (string concatenation keeps it scriptable)."""
     if x.dim() != 4 or x.shape[1] != channels:

@@ -8,7 +8,9 @@ strip, GroupNorm and a sigmoid: ``out = x * a_h * a_w``, with no channel reducti
 pseudo-code, the same convolution and the same GroupNorm serve both axes. Defaults are the paper's
 ELA-B (kernel 7, depth-wise, GroupNorm with 16 groups); the other variants are
 ELA-T (``kernel_size=5, norm_groups=32``), ELA-S (``kernel_size=5, conv_groups=C // 8``) and
-ELA-L (``kernel_size=7, conv_groups=C // 8``).
+ELA-L (``kernel_size=7, conv_groups=C // 8``). ``norm_groups=None`` (the default) takes the paper's 16
+where it divides C and otherwise the largest divisor of C below 16 (C = 24 → 12, C = 8 → 8), so the
+block builds on every width of SCSA's backbones.
 
 timm's ``EfficientLocalAttn`` differs on purpose from the paper: separate convolutions and norms per
 axis, GroupNorm with one group, and a SiLU before the sigmoid. The tests check that it matches this
@@ -20,7 +22,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scsa.attention._layers import LayerSpec, check_divisible, check_input, check_int, check_odd, create_act
+from scsa.attention._layers import (
+    LayerSpec,
+    check_divisible,
+    check_input,
+    check_int,
+    check_odd,
+    create_act,
+    fit_groups,
+)
 
 __all__ = ["ELA"]
 
@@ -31,7 +41,9 @@ class ELA(nn.Module):
     Args:
         channels: channels C of the input; a multiple of ``norm_groups`` and ``conv_groups``.
         kernel_size: odd kernel of the 1-D convolution.
-        norm_groups: groups of the GroupNorm.
+        norm_groups: groups of the GroupNorm, a divisor of C. ``None`` means the paper's 16 where it
+            divides C, else the largest divisor of C below 16; an explicit value that does not divide
+            C is a ValueError.
         conv_groups: groups of the 1-D convolution; ``None`` means depth-wise (C groups).
         gate_layer: gate of both directions (sigmoid).
     """
@@ -40,7 +52,7 @@ class ELA(nn.Module):
         self,
         channels: int,
         kernel_size: int = 7,
-        norm_groups: int = 16,
+        norm_groups: int | None = None,
         conv_groups: int | None = None,
         gate_layer: LayerSpec = "sigmoid",
         device: torch.device | str | None = None,
@@ -50,8 +62,9 @@ class ELA(nn.Module):
         dd = {"device": device, "dtype": dtype}
         check_int("channels", channels)
         check_odd("kernel_size", kernel_size)
-        check_int("norm_groups", norm_groups)
-        check_divisible(channels, norm_groups, f"norm_groups = {norm_groups} (GroupNorm)")
+        norm_groups = fit_groups(
+            "norm_groups", norm_groups, 16, channels, f"channels={channels} must be a multiple of norm_groups"
+        )
         if conv_groups is None:
             conv_groups = channels
         check_int("conv_groups", conv_groups)

@@ -9,8 +9,10 @@ W through one shared 1×1 conv, sigmoid gates, GroupNorm) and a 3×3 branch. Cro
 each branch's globally pooled, soft-maxed channel descriptor is matrix-multiplied with the other
 branch's map, the two spatial maps are summed and a sigmoid gives the weight of every pixel.
 
-Parameter names (``gn``, ``conv1x1``, ``conv3x3``) follow the released code. C must be divisible by
-G; the released code only checks C // G > 0 and fails later in a reshape.
+Parameter names (``gn``, ``conv1x1``, ``conv3x3``) follow the released code. C must be a multiple of
+G; the released code only checks C // G > 0 and fails later in a reshape. SCSA's backbones have
+widths that the paper's G = 32 does not divide (MobileNetV2's 144, 48, 80, …), so ``factor=None``
+(the default) takes G = 32 where it fits and otherwise the largest G < 32 dividing C (144 → 24).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scsa.attention._layers import check_divisible, check_input, check_int
+from scsa.attention._layers import check_input, check_int, fit_groups
 
 __all__ = ["EMA"]
 
@@ -27,22 +29,25 @@ class EMA(nn.Module):
     """Efficient Multi-scale Attention (Ouyang et al., ICASSP 2023, arXiv 2305.13563).
 
     Args:
-        channels: channels C of the input; a multiple of ``factor``.
-        factor: number of channel groups G.
+        channels: channels C of the input.
+        factor: number of channel groups G, a divisor of C. ``None`` means the paper's G = 32 where it
+            divides C, else the largest divisor of C below 32; an explicit G that does not divide C is
+            a ValueError.
     """
 
     def __init__(
         self,
         channels: int,
-        factor: int = 32,
+        factor: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         check_int("channels", channels)
-        check_int("factor", factor)
-        check_divisible(channels, factor, f"factor = {factor} (the number of groups)")
+        factor = fit_groups(
+            "factor", factor, 32, channels, f"channels={channels} must be a multiple of factor"
+        )
         self.channels = channels
         self.groups = factor
         cg = channels // factor

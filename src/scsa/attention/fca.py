@@ -5,7 +5,10 @@ Qin et al., "FcaNet: Frequency Channel Attention Networks", ICCV 2021, https://a
 SE with a richer squeeze: global average pooling is the lowest DCT frequency, so the channels are
 split into ``n`` parts and each part is squeezed with its own 2-D DCT basis function (``n`` = 16 of
 the paper's ranked 7×7 frequencies, "top16"); then the SE bottleneck (bias-free, r = 16, ReLU) and a
-sigmoid.
+sigmoid. The channel parts must be equal, so C must be a multiple of ``n``; ``freq_sel_method=None``
+(the default) takes the paper's "top16" where 16 divides C and otherwise "top8", "top4", … (the
+largest power of two that does), so the block builds on every width of SCSA's backbones (C = 24, a
+MobileNetV2 stage output, → "top8").
 
 Shapes: the DCT filters are fixed at construction on a ``dct_size`` grid (default 7×7, the paper's
 frequency space); a map of any other size is first adaptively average-pooled to that grid, exactly as
@@ -24,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scsa.attention._layers import check_divisible, check_input, check_int
+from scsa.attention._layers import check_input, check_int
 
 __all__ = ["FCA", "dct_filters"]
 
@@ -66,9 +69,12 @@ class FCA(nn.Module):
     """Multi-spectral channel attention of FcaNet (Qin et al., ICCV 2021, arXiv 2012.11879).
 
     Args:
-        channels: channels C of the input; a multiple of the number of frequencies.
+        channels: channels C of the input.
         reduction: SE bottleneck ratio; hidden width ``max(1, C // reduction)``.
-        freq_sel_method: ``"top"``, ``"low"`` or ``"bot"`` followed by 1, 2, 4, 8, 16 or 32.
+        freq_sel_method: ``"top"``, ``"low"`` or ``"bot"`` followed by the number of frequencies n
+            (1, 2, 4, 8, 16 or 32), a divisor of C. ``None`` means the paper's ``"top16"`` where 16
+            divides C, else ``"top{n}"`` with the largest n < 16 that does; an explicit method whose
+            n does not divide C is a ValueError.
         dct_size: side (or (H, W)) of the DCT grid, at least 7; inputs of another size are pooled to it.
     """
 
@@ -76,7 +82,7 @@ class FCA(nn.Module):
         self,
         channels: int,
         reduction: int = 16,
-        freq_sel_method: str = "top16",
+        freq_sel_method: str | None = None,
         dct_size: int | tuple[int, int] = 7,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -85,10 +91,17 @@ class FCA(nn.Module):
         dd = {"device": device, "dtype": dtype}
         check_int("channels", channels)
         check_int("reduction", reduction)
+        if freq_sel_method is None:
+            freq_sel_method = "top" + str(max(n for n in (1, 2, 4, 8, 16) if channels % n == 0))
         if freq_sel_method not in _FREQ_METHODS:
             raise ValueError(f"freq_sel_method must be one of {_FREQ_METHODS}, got {freq_sel_method!r}")
         num_freq = int(freq_sel_method[3:])
-        check_divisible(channels, num_freq, f"the number of frequencies {num_freq} ({freq_sel_method!r})")
+        if channels % num_freq:
+            raise ValueError(
+                f"freq_sel_method={freq_sel_method!r} does not fit: channels={channels} must be a multiple of "
+                f"its number of frequencies {num_freq} (one equal channel part per frequency); pass "
+                "freq_sel_method=None for the largest 'top' method that does"
+            )
         dct_h, dct_w = (dct_size, dct_size) if isinstance(dct_size, int) else tuple(dct_size)
         check_int("dct_size (height)", dct_h, minimum=7)
         check_int("dct_size (width)", dct_w, minimum=7)

@@ -10,9 +10,10 @@ information across groups. Only ``4 · C / (2G)`` affine parameters plus the Gro
 
 Parameter names follow the released code (``cweight``, ``cbias``, ``sweight``, ``sbias``, ``gn``),
 including its initialisation (weights 0, biases 1), so its checkpoints load as they are.
-C must be divisible by 2G: with G = 64 that means C % 128 == 0, which holds where the paper puts
-the block (after the last 1×1 conv of a bottleneck, C ≥ 256) but not on 64-channel maps; pass a
-smaller ``groups`` there.
+C must be a multiple of 2G. With the paper's G = 64 that means C % 128 == 0, which holds where SA-Net
+puts the block (after the last 1×1 conv of a bottleneck, C ≥ 256) but not on most widths of SCSA's
+backbones (64, 96, 144, 576, …); so ``groups=None`` (the default) takes G = 64 where it fits and
+otherwise the largest G < 64 with C % 2G == 0 (C = 64 → 32, C = 96 → 48, C = 144 → 36).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scsa.attention._layers import check_divisible, check_input, check_int
+from scsa.attention._layers import check_input, check_int, fit_groups
 
 __all__ = ["ShuffleAttention"]
 
@@ -29,22 +30,27 @@ class ShuffleAttention(nn.Module):
     """Shuffle Attention (Zhang and Yang, ICASSP 2021, arXiv 2102.00240).
 
     Args:
-        channels: channels C of the input; a multiple of ``2 * groups``.
-        groups: number of channel groups G.
+        channels: channels C of the input; even.
+        groups: number of channel groups G; C must be a multiple of 2G. ``None`` means the paper's
+            G = 64 where it fits, else the largest G < 64 that fits; an explicit G that does not fit
+            is a ValueError.
     """
 
     def __init__(
         self,
         channels: int,
-        groups: int = 64,
+        groups: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         check_int("channels", channels)
-        check_int("groups", groups)
-        check_divisible(channels, 2 * groups, f"2 * groups = {2 * groups} (each group is halved)")
+        if channels % 2:
+            raise ValueError(f"channels must be even (every group is halved), got channels={channels}")
+        groups = fit_groups(
+            "groups", groups, 64, channels // 2, f"channels={channels} must be a multiple of 2 * groups"
+        )
         self.channels = channels
         self.groups = groups
         half = channels // (2 * groups)

@@ -17,7 +17,10 @@ Written from the paper's equations. Differences from the widely copied unofficia
 fuse softmax runs over all 2C pooled values at once (weights summing to 1 over 2C channels, not per
 channel as the paper's ``β1 + β2 = 1``), and some versions gate with hard 0/1 masks, which leaves the
 GroupNorm's parameters without gradient. The GroupNorm's group count is not given in the paper; 16
-is the unofficial code's SRU default. The γ / Σγ normalisation is the paper's; it is ill-conditioned
+is the unofficial code's SRU default. ``norm_groups=None`` (the default) takes 16 where it divides C
+and otherwise the largest divisor of C below 16 (C = 24 → 12); ``conv_groups=None`` takes the paper's
+2 where it divides both C and the squeezed upper part, else 1; so the block builds on every width of
+SCSA's backbones. The γ / Σγ normalisation is the paper's; it is ill-conditioned
 if the GroupNorm weights sum to about 0. Convolutions have no biases (none in the paper's parameter
 count).
 
@@ -28,11 +31,20 @@ float32; in half precision the split into informative and redundant parts would 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scsa.attention._layers import check_divisible, check_input, check_int, check_odd, check_open_unit
+from scsa.attention._layers import (
+    check_divisible,
+    check_input,
+    check_int,
+    check_odd,
+    check_open_unit,
+    fit_groups,
+)
 
 __all__ = ["SCConv"]
 
@@ -42,22 +54,26 @@ class SCConv(nn.Module):
 
     Args:
         channels: channels C of the input (even, a multiple of ``norm_groups`` and ``conv_groups``).
-        norm_groups: groups of the SRU's GroupNorm.
+        norm_groups: groups of the SRU's GroupNorm, a divisor of C. ``None`` means 16 where it divides C,
+            else the largest divisor of C below 16; an explicit value that does not divide C is a
+            ValueError.
         gate_threshold: SRU threshold separating informative from redundant weights.
         alpha: CRU split ratio of the upper part.
         squeeze_ratio: CRU squeeze ratio r.
-        conv_groups: groups of the CRU's group-wise convolution.
+        conv_groups: groups of the CRU's group-wise convolution, a divisor of C and of the squeezed
+            upper part ``int(alpha * C) // squeeze_ratio``. ``None`` means the paper's 2 where it fits,
+            else 1; an explicit value that does not fit is a ValueError.
         conv_kernel_size: kernel of the CRU's group-wise convolution.
     """
 
     def __init__(
         self,
         channels: int,
-        norm_groups: int = 16,
+        norm_groups: int | None = None,
         gate_threshold: float = 0.5,
         alpha: float = 0.5,
         squeeze_ratio: int = 2,
-        conv_groups: int = 2,
+        conv_groups: int | None = None,
         conv_kernel_size: int = 3,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -66,12 +82,12 @@ class SCConv(nn.Module):
         dd = {"device": device, "dtype": dtype}
         c = check_int("channels", channels)
         check_divisible(c, 2, "2 (the SRU cross-adds the two halves)")
-        check_int("norm_groups", norm_groups)
-        check_divisible(c, norm_groups, f"norm_groups = {norm_groups} (GroupNorm)")
+        norm_groups = fit_groups(
+            "norm_groups", norm_groups, 16, c, f"channels={c} must be a multiple of norm_groups"
+        )
         check_open_unit("gate_threshold", gate_threshold)  # a sigmoid weight
         check_open_unit("alpha", alpha)
         check_int("squeeze_ratio", squeeze_ratio)
-        check_int("conv_groups", conv_groups)
         check_odd("conv_kernel_size", conv_kernel_size)
         up = int(alpha * c)
         low = c - up
@@ -81,11 +97,13 @@ class SCConv(nn.Module):
                 f"both CRU parts must keep a channel after the squeeze: channels={c}, alpha={alpha} and "
                 f"squeeze_ratio={squeeze_ratio} give {up_sq} and {low_sq}"
             )
-        if up_sq % conv_groups or c % conv_groups:
-            raise ValueError(
-                f"conv_groups={conv_groups} must divide the squeezed upper part ({up_sq} channels) and "
-                f"channels={c}"
-            )
+        conv_groups = fit_groups(
+            "conv_groups",
+            conv_groups,
+            2,
+            math.gcd(up_sq, c),
+            f"conv_groups must divide the squeezed upper part ({up_sq} channels) and channels={c}",
+        )
         self.channels = c
         self.gate_threshold = float(gate_threshold)
         self.up_channels = up

@@ -6,7 +6,9 @@ Split: M = 2 grouped convolutions with different receptive fields (3×3, and 5×
 with dilation 2, as in the paper), each with BatchNorm and ReLU. Fuse: ``U = Σ U_i``, global average
 pooling, ``z = ReLU(norm(W s))`` with ``d = max(C / r, L)`` (r = 16, L = 32). Select: a softmax across
 the M paths of ``A_i z`` for every channel, ``V = Σ a_i ⊗ U_i``. Used here as a C → C attention block
-(the paper uses it in place of the 3×3 conv of a ResNeXt bottleneck, G = 32 groups).
+(the paper uses it in place of the 3×3 conv of a ResNeXt bottleneck, G = 32 groups). ``groups=None``
+(the default) takes G = 32 where it divides C and otherwise the largest divisor of C below 32, so the
+block builds on every width of SCSA's backbones (MobileNetV2's 144 → 24).
 
 Deliberate difference from the paper and timm's ``SelectiveKernel``: the norm after the squeeze
 ``W s`` acts on a pooled (B, d, 1, 1) map; BatchNorm there cannot train with batch 1, so it is a
@@ -27,12 +29,12 @@ from torch import nn
 
 from scsa.attention._layers import (
     LayerSpec,
-    check_divisible,
     check_input,
     check_int,
     check_odd,
     create_act,
     create_norm,
+    fit_groups,
 )
 
 __all__ = ["SelectiveKernel"]
@@ -42,9 +44,11 @@ class SelectiveKernel(nn.Module):
     """Selective Kernel attention (Li et al., CVPR 2019, arXiv 1903.06586).
 
     Args:
-        channels: channels C of the input; a multiple of ``groups``.
+        channels: channels C of the input.
         kernel_sizes: receptive field of each path (odd, at least 2 paths).
-        groups: groups G of the path convolutions (32 in the paper).
+        groups: groups G of the path convolutions, a divisor of C. ``None`` means the paper's G = 32
+            where it divides C, else the largest divisor of C below 32; an explicit G that does not
+            divide C is a ValueError.
         reduction: r of ``d = max(C // r, min_attn_channels)``.
         min_attn_channels: L, the lower bound of d.
         dilate: realise a k×k field as a 3×3 conv with dilation (k - 1) / 2 (the paper's choice).
@@ -57,7 +61,7 @@ class SelectiveKernel(nn.Module):
         self,
         channels: int,
         kernel_sizes: Sequence[int] = (3, 5),
-        groups: int = 32,
+        groups: int | None = None,
         reduction: int = 16,
         min_attn_channels: int = 32,
         dilate: bool = True,
@@ -70,8 +74,13 @@ class SelectiveKernel(nn.Module):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         check_int("channels", channels)
-        check_int("groups", groups)
-        check_divisible(channels, groups, f"groups = {groups} (grouped path convolutions)")
+        groups = fit_groups(
+            "groups",
+            groups,
+            32,
+            channels,
+            f"channels={channels} must be a multiple of groups (grouped convs)",
+        )
         check_int("reduction", reduction)
         check_int("min_attn_channels", min_attn_channels)
         kernel_sizes = tuple(kernel_sizes)
@@ -81,6 +90,7 @@ class SelectiveKernel(nn.Module):
             # a dilated 3×3 needs k >= 3 to have a dilation >= 1
             check_odd("every kernel size in kernel_sizes", k, minimum=3 if dilate else 1)
         self.channels = channels
+        self.groups = groups
         self.num_paths = len(kernel_sizes)
         self.kernel_sizes = kernel_sizes
         self.paths = nn.ModuleList()
@@ -118,4 +128,7 @@ class SelectiveKernel(nn.Module):
         return (u * a).sum(1)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, kernel_sizes={self.kernel_sizes}, attn_channels={self.fc_reduce.out_channels}"
+        return (
+            f"channels={self.channels}, kernel_sizes={self.kernel_sizes}, groups={self.groups}, "
+            f"attn_channels={self.fc_reduce.out_channels}"
+        )
