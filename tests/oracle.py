@@ -82,7 +82,7 @@ class OracleSCSA(nn.Module):
         return x * a_h.view(b, c, h, 1) * a_w.view(b, c, 1, w)
 
     def down(self, x):
-        b, c, h, w = x.shape
+        h, w = x.shape[-2:]
         if self.window_size == -1:
             return F.adaptive_avg_pool2d(x, (1, 1))
         kh = min(self.window_size, h)

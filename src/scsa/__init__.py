@@ -5,7 +5,7 @@ The block itself is :class:`scsa.SCSA`; its halves are :class:`scsa.SMSA` and :c
 
 __version__ = "0.1.0"
 
-from scsa.attention import (  # noqa: E402
+from scsa.attention import (
     PCSA,
     SCSA,
     SMSA,
@@ -15,7 +15,7 @@ from scsa.attention import (  # noqa: E402
 )
 
 # importing scsa.models also registers the backbones in timm ("scsa_resnet50", ...)
-from scsa.models import create_model, insert_attention, list_models  # noqa: E402
+from scsa.models import create_model, insert_attention, list_models
 
 __all__ = [
     "PCSA",

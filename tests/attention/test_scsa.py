@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 import torch
-from oracle import OracleSCSA
 
 import scsa
+from oracle import OracleSCSA
 from scsa import PCSA, SCSA, SMSA
 
 RELEASED_KEYS = {

@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 import torch
-from oracle import OracleSCSA
 
+from oracle import OracleSCSA
 from scsa import PCSA, SCSA, SMSA
 
 MODES = [
@@ -44,7 +44,7 @@ def test_state_dict_round_trip_through_a_file(tmp_path):
 
 
 def test_mismatched_state_dict_is_a_clear_error():
-    with pytest.raises(RuntimeError, match="conv_d.weight"):
+    with pytest.raises(RuntimeError, match=r"conv_d\.weight"):
         SCSA(16).load_state_dict(SCSA(16, down_sample_mode="recombination").state_dict(), strict=True)
 
 
@@ -95,7 +95,9 @@ def test_torch_compile_fullgraph_forward_and_backward():
 def test_torch_export_matches_eager():
     block = _block(head_num=2)
     d = torch.export.Dim.DYNAMIC
-    program = torch.export.export(block, (torch.randn(2, 16, 20, 15),), dynamic_shapes={"x": {0: d, 2: d, 3: d}})
+    program = torch.export.export(
+        block, (torch.randn(2, 16, 20, 15),), dynamic_shapes={"x": {0: d, 2: d, 3: d}}
+    )
     # the exported program serves other sizes within the guards PyTorch records (batch >= 2, ...)
     for shape in [(2, 16, 20, 15), (3, 16, 30, 17), (4, 16, 56, 56)]:
         x = torch.randn(shape)

@@ -23,7 +23,9 @@ def valid_configs(draw):
         "dim": dim,
         "head_num": head_num,
         "window_size": draw(st.sampled_from([-1, 1, 2, 3, 5, 7, 9])),
-        "group_kernel_sizes": tuple(draw(st.lists(st.sampled_from([1, 3, 5, 7, 9, 11]), min_size=4, max_size=4))),
+        "group_kernel_sizes": tuple(
+            draw(st.lists(st.sampled_from([1, 3, 5, 7, 9, 11]), min_size=4, max_size=4))
+        ),
         "qkv_bias": draw(st.booleans()),
         "down_sample_mode": draw(st.sampled_from(["avg_pool", "max_pool", "recombination"])),
         "gate_layer": draw(st.sampled_from(["sigmoid", "softmax"])),
@@ -83,7 +85,9 @@ def invalid_configs(draw):
             ks[0] = 2
         config["group_kernel_sizes"] = tuple(ks)
     elif which == "mode":
-        config["down_sample_mode"] = draw(st.text(max_size=12).filter(lambda m: m not in {"avg_pool", "max_pool", "recombination"}))
+        config["down_sample_mode"] = draw(
+            st.text(max_size=12).filter(lambda m: m not in {"avg_pool", "max_pool", "recombination"})
+        )
     elif which == "gate":
         config["gate_layer"] = draw(st.text(max_size=12).filter(lambda g: g not in {"sigmoid", "softmax"}))
     else:

@@ -24,7 +24,9 @@ def test_version_and_help():
 
 def test_console_script_is_installed():
     out = subprocess.run(
-        [sys.executable, "-c", "from scsa.cli import main; main()", "--version"], capture_output=True, text=True
+        [sys.executable, "-c", "from scsa.cli import main; main()", "--version"],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0 and scsa.__version__ in out.stdout
 

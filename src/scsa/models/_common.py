@@ -7,7 +7,7 @@ An attention is given either as a zoo name (``"scsa"``, ``"se"``, ... see
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,7 +15,7 @@ from torch import nn
 from scsa.attention import create_attention, get_attention_class, list_attentions
 from scsa.attention.identity import NoAttention
 
-AttentionSpec = Union[str, Callable[..., nn.Module]]
+AttentionSpec = str | Callable[..., nn.Module]
 
 POSITIONS = ("mid", "post")
 STEMS = ("imagenet", "cifar")

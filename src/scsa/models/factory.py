@@ -74,7 +74,10 @@ def build_arch(
     if arch not in _BUILDERS:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
     return _BUILDERS[arch](
-        attention=attention, attention_kwargs=attention_kwargs, attention_position=attention_position, **kwargs
+        attention=attention,
+        attention_kwargs=attention_kwargs,
+        attention_position=attention_position,
+        **kwargs,
     )
 
 
@@ -141,8 +144,8 @@ def create_model(
         report = load_checkpoint(model, pretrained)
         if report.new:
             warnings.warn(
-                f"{len(report.new)} parameters/buffers of {name!r} are not in {os.fspath(pretrained)!r} and "
-                f"keep their initialisation ({report.summary()}); call scsa.models.load_checkpoint for the list",
+                f"{name!r} from {os.fspath(pretrained)!r}: {report.summary()}; the new ones keep their "
+                f"initialisation (scsa.models.load_checkpoint returns the full list)",
                 stacklevel=2,
             )
     return model

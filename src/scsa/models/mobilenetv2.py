@@ -33,7 +33,15 @@ from scsa.models._common import (
 __all__ = ["InvertedResidual", "MobileNetV2"]
 
 # t (expansion), c (output channels), n (blocks), s (stride of the first block); the paper's table 2
-_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
@@ -73,7 +81,7 @@ class InvertedResidual(nn.Module):
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride!r}")
         mid = check_position(attention_position) == "mid"
-        hidden = int(round(inp * expand_ratio))
+        hidden = round(inp * expand_ratio)
         self.stride = stride
         self.use_res_connect = stride == 1 and inp == oup
         self.out_channels = oup
@@ -83,7 +91,7 @@ class InvertedResidual(nn.Module):
         dw = _conv_bn_act(hidden, hidden, 3, stride, groups=hidden)
         layers += [dw, nn.Conv2d(hidden, oup, 1, bias=False), nn.BatchNorm2d(oup)]
         # where the attention lives inside this block (torchvision's indices stay as they are)
-        self.attn_path: str | None = None
+        self.attn_path = None
         if not is_none_attention(attention):
             attn = make_attention(attention, hidden if mid else oup, attention_kwargs)
             if mid:
@@ -149,7 +157,7 @@ class MobileNetV2(nn.Module):
         self.num_features = make_divisible(1280 * max(1.0, width_mult))
         reduction = 2 if stem == "imagenet" else 1
         features: list[nn.Module] = [_conv_bn_act(in_chans, inp, 3, stride=reduction)]
-        self.feature_info: list[dict[str, Any]] = []
+        self.feature_info = []
         for i, (t, c, n, s) in enumerate(_SETTINGS):
             oup = make_divisible(c * width_mult)
             for j in range(n):
@@ -161,14 +169,18 @@ class MobileNetV2(nn.Module):
             reduction *= s
             # a stage ends a resolution when the next one downsamples (or nothing follows)
             if i + 1 == len(_SETTINGS) or _SETTINGS[i + 1][3] == 2:
-                self.feature_info.append(dict(num_chs=oup, reduction=reduction, module=f"features.{len(features) - 1}"))
+                self.feature_info.append(
+                    dict(num_chs=oup, reduction=reduction, module=f"features.{len(features) - 1}")
+                )
         features.append(_conv_bn_act(inp, self.num_features, 1))
         self.features = nn.Sequential(*features)
         self.classifier = nn.Sequential(
             nn.Dropout(p=self.drop_rate),
             nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity(),
         )
-        init_backbone_(self, [a for blk in self.blocks() if (a := blk.attention()) is not None], linear_std=0.01)
+        init_backbone_(
+            self, [a for blk in self.blocks() if (a := blk.attention()) is not None], linear_std=0.01
+        )
 
     def blocks(self) -> list[InvertedResidual]:
         """All inverted residual blocks, in order."""

@@ -56,7 +56,7 @@ def _factory(module: nn.Module) -> dict[str, Any]:
 def _occupied(path: str, module: nn.Module | None) -> ValueError:
     return ValueError(
         f"{path} already holds {type(module).__name__}; insert_attention only fills empty places "
-        f"(build the model without attention, or use the other attention_position)"
+        f"(start from a model without attention there)"
     )
 
 
@@ -83,11 +83,15 @@ def _plan_resnet(model: nn.Module, position: str) -> _Plan:
 
             elif type(block) in (tv.BasicBlock, tv.Bottleneck):
 
-                def install(attn: nn.Module, layer: nn.Module = layer, j: int = j, block: nn.Module = block) -> None:
+                def install(
+                    attn: nn.Module, layer: nn.Module = layer, j: int = j, block: nn.Module = block
+                ) -> None:
                     layer[j] = adopt_block(block, attn, position)
 
             else:
-                raise ValueError(f"{path} is a {type(block).__name__}, not a torchvision or scsa ResNet block")
+                raise ValueError(
+                    f"{path} is a {type(block).__name__}, not a torchvision or scsa ResNet block"
+                )
             plan.append((path + ".attn", channels, block, install))
     return plan
 
@@ -104,8 +108,15 @@ def _plan_torchvision_mobilenet(model: nn.Module, position: str) -> _Plan:
         conv = block.conv
         k = len(conv) - 3  # [expand,] depth-wise stage, projection conv, BN
         dw = conv[k]
-        if not (isinstance(dw, nn.Sequential) and len(dw) == 3 and isinstance(dw[0], nn.Conv2d) and dw[0].groups > 1):
-            raise ValueError(f"features.{n}.conv.{k} is not the depth-wise conv-BN-ReLU6 stage of a MobileNetV2 block")
+        if not (
+            isinstance(dw, nn.Sequential)
+            and len(dw) == 3
+            and isinstance(dw[0], nn.Conv2d)
+            and dw[0].groups > 1
+        ):
+            raise ValueError(
+                f"features.{n}.conv.{k} is not the depth-wise conv-BN-ReLU6 stage of a MobileNetV2 block"
+            )
         if position == "mid":
             path, channels = f"features.{n}.conv.{k}.3", dw[1].num_features
             rel, seq = f"conv.{k}.3", dw
@@ -113,7 +124,9 @@ def _plan_torchvision_mobilenet(model: nn.Module, position: str) -> _Plan:
             path, channels = f"features.{n}.conv.{len(conv)}", conv[-1].num_features
             rel, seq = f"conv.{len(conv)}", conv
 
-        def install(attn: nn.Module, seq: nn.Sequential = seq, block: nn.Module = block, rel: str = rel) -> None:
+        def install(
+            attn: nn.Module, seq: nn.Sequential = seq, block: nn.Module = block, rel: str = rel
+        ) -> None:
             seq.append(attn)
             if isinstance(block, ScsaInvertedResidual):
                 block.attn_path = rel
@@ -260,4 +273,6 @@ def insert_attention(
     for (_, _, block, install), attn in zip(plan, blocks):
         attn.train(block.training)
         install(attn)
+    if isinstance(model, (ScsaResNet, ScsaMobileNetV2)):
+        model.attention_position = position  # read by the MMPretrain converter
     return [path for path, _, _, _ in plan]

@@ -4,11 +4,12 @@ SCSA: Si et al., https://arxiv.org/abs/2407.05128. The authors released ``ResNet
 ``MobileNetV2SCSA`` checkpoints trained with their MMPretrain fork; :func:`convert_mmpretrain` maps
 their mmcv-style names onto ours.
 
-Every file is read with ``torch.load(weights_only=True)``; nothing is downloaded. Loading is strict
-with two explained exceptions: the attention part may be absent from the checkpoint altogether (a
-plain torchvision ResNet into an SCSA-ResNet: those keys stay new, and the report lists them), and a
-classifier of another size is skipped (fine-tuning on another number of classes). Anything else that
-does not fit is a ``ValueError`` listing the missing, unexpected and mis-shaped keys.
+Every file is read with ``torch.load(weights_only=True)`` (or safetensors); nothing is downloaded.
+Loading is strict with two explained exceptions: the attention part may be absent from the
+checkpoint altogether (a plain torchvision ResNet into an SCSA-ResNet: those keys stay new, and the
+report lists them), and a classifier of another size is skipped (fine-tuning on another number of
+classes, or ``num_classes=0``). Anything else that does not fit is a ``ValueError`` listing the
+missing, unexpected and mis-shaped keys.
 """
 
 from __future__ import annotations
@@ -44,17 +45,36 @@ StateDict = dict[str, torch.Tensor]
 
 @dataclass
 class LoadReport:
-    """What a load did. ``new``: model keys the checkpoint did not provide (they keep their init);
-    ``skipped``: checkpoint keys left out on purpose (excluded, or a classifier of another size)."""
+    """What a load did.
+
+    ``loaded``: keys copied from the checkpoint. ``new``: model keys the checkpoint did not provide
+    (they keep their initialisation); ``new_modules``: the outermost modules made only of those.
+    ``skipped``: checkpoint keys left out on purpose (excluded, or a classifier of another size).
+    """
 
     loaded: list[str] = field(default_factory=list)
     new: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    new_modules: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        modules = sorted({k.rsplit(".", 1)[0] for k in self.new})
-        shown = ", ".join(modules[:4]) + (", ..." if len(modules) > 4 else "")
-        return f"{len(self.loaded)} loaded, {len(self.new)} new in {len(modules)} modules ({shown}), {len(self.skipped)} skipped"
+        shown = ", ".join(self.new_modules[:4]) + (", ..." if len(self.new_modules) > 4 else "")
+        where = f" in {len(self.new_modules)} modules ({shown})" if self.new_modules else ""
+        return f"{len(self.loaded)} loaded, {len(self.new)} new{where}, {len(self.skipped)} skipped"
+
+
+def _outermost_modules(model: nn.Module, keys: Sequence[str]) -> list[str]:
+    """The outermost submodules all of whose state-dict keys are in ``keys``."""
+    own = list(model.state_dict())
+    chosen = set(keys)
+    out: list[str] = []
+    for path, _ in model.named_modules():
+        if not path or any(path.startswith(p + ".") for p in out):
+            continue
+        inside = [k for k in own if k.startswith(path + ".")]
+        if inside and all(k in chosen for k in inside):
+            out.append(path)
+    return out
 
 
 def _listing(title: str, keys: Sequence[str]) -> str:
@@ -87,7 +107,7 @@ def _unwrap(obj: object, where: str) -> StateDict:
 
 
 def read_checkpoint(path: str | os.PathLike) -> StateDict:
-    """The state dict of a checkpoint file (``weights_only=True``, on CPU).
+    """The state dict of a checkpoint file (``torch.load(weights_only=True)`` or safetensors, on CPU).
 
     Unwraps ``state_dict``/``model``/``module`` containers (Lightning, MMPretrain, timm, DeiT) and
     strips ``module.``/``_orig_mod.``/``model.`` prefixes that every key shares.
@@ -95,6 +115,10 @@ def read_checkpoint(path: str | os.PathLike) -> StateDict:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"checkpoint {path!r} does not exist or is not a file")
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file  # a timm dependency
+
+        return _unwrap(load_file(path, device="cpu"), f"checkpoint {path!r}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -124,7 +148,7 @@ def _classifier_prefix(model: nn.Module) -> str | None:
     return next((name + "." for name, m in model.named_modules() if m is head and name), None)
 
 
-def load_state_dict_checked(
+def _load_checked(
     model: nn.Module, state: Mapping[str, torch.Tensor], exclude: Sequence[str] = (), what: str = "checkpoint"
 ) -> LoadReport:
     """Load ``state`` into ``model`` under the module's rules (see the module docstring)."""
@@ -136,8 +160,8 @@ def load_state_dict_checked(
     fresh = exclude  # model key prefixes that may stay new
     head = _classifier_prefix(model)
     if head is not None and any(
-        k.startswith(head) and k in own and state[k].shape != own[k].shape for k in state
-    ):  # a classifier for another number of classes: keep ours
+        k.startswith(head) and (k not in own or state[k].shape != own[k].shape) for k in state
+    ):  # a classifier for another number of classes (or none at all): keep ours
         skipped += sorted(k for k in state if k.startswith(head))
         state = {k: v for k, v in state.items() if not k.startswith(head)}
         fresh = (*exclude, head)
@@ -170,7 +194,8 @@ def load_state_dict_checked(
             parts.append(_listing("shape mismatch", mismatched))
         raise ValueError("\n".join(parts))
     model.load_state_dict(state, strict=False)
-    return LoadReport(loaded=sorted(state), new=missing, skipped=sorted(skipped))
+    new_modules = _outermost_modules(model, missing) if missing else []
+    return LoadReport(loaded=sorted(state), new=missing, skipped=sorted(skipped), new_modules=new_modules)
 
 
 def load_torchvision_weights(
@@ -184,7 +209,7 @@ def load_torchvision_weights(
     keys map 1:1; the attention blocks keep their initialisation and are listed in ``report.new``.
     ``exclude``: key prefixes of the source to leave out (e.g. ``("conv1.",)`` for the CIFAR stem).
     """
-    return load_state_dict_checked(model, _as_state_dict(source), exclude, "torchvision weights")
+    return _load_checked(model, _as_state_dict(source), exclude, "torchvision weights")
 
 
 _MM_BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.(.*)$")
@@ -208,7 +233,9 @@ def _convert_mm_mobilenet(backbone: StateDict, attention_position: str) -> State
         if k.startswith(("conv1.conv.", "conv1.bn.")):
             out[k.replace("conv1.conv.", "features.0.0.").replace("conv1.bn.", "features.0.1.")] = v
         elif k.startswith(("conv2.conv.", "conv2.bn.")):
-            out[k.replace("conv2.conv.", f"features.{last}.0.").replace("conv2.bn.", f"features.{last}.1.")] = v
+            out[
+                k.replace("conv2.conv.", f"features.{last}.0.").replace("conv2.bn.", f"features.{last}.1.")
+            ] = v
         elif m and (c := _MM_CONV.match(m[3])):
             b = (int(m[1]), int(m[2]))
             n, i, n_convs = index[b], int(c[1]), convs[b]
@@ -264,7 +291,7 @@ def load_mmpretrain_weights(
     """Load an MMPretrain checkpoint (the released ``ResNetSCSA``/``MobileNetV2SCSA``) into our model."""
     state = source if isinstance(source, Mapping) else read_checkpoint(source)
     position = getattr(model, "attention_position", "mid")
-    return load_state_dict_checked(model, convert_mmpretrain(state, position), exclude, "MMPretrain checkpoint")
+    return _load_checked(model, convert_mmpretrain(state, position), exclude, "MMPretrain checkpoint")
 
 
 def load_checkpoint(
@@ -280,4 +307,4 @@ def load_checkpoint(
     state = _as_state_dict(source)
     if any(k.startswith("backbone.") for k in state):
         return load_mmpretrain_weights(model, state, exclude)
-    return load_state_dict_checked(model, state, exclude, "checkpoint")
+    return _load_checked(model, state, exclude, "checkpoint")
