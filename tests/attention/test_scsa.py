@@ -54,12 +54,14 @@ def rel_err(a: torch.Tensor, b: torch.Tensor, floor: float = 1e-30) -> float:
 
 def assert_param_grads_match(block: torch.nn.Module, oracle: torch.nn.Module, tol: float = 1e-5) -> None:
     ref = dict(oracle.named_parameters())
-    # Some gradients are zero in exact arithmetic (e.g. the norm bias under a softmax gate, which is
-    # shift invariant); their float noise is judged against the largest gradient of the block.
+    # Some gradients are zero or nearly so in exact arithmetic (the norm and conv biases under a
+    # softmax gate, which is shift invariant along the axis), so what is left is float noise; a
+    # tensor's error is judged against its own largest gradient or a tenth of the block's, whichever
+    # is larger.
     scale = max(p.grad.abs().max().item() for p in ref.values())
     for name, p in block.named_parameters():
         assert p.grad is not None, name
-        assert rel_err(p.grad, ref[name].grad, floor=1e-2 * scale) <= tol, name
+        assert rel_err(p.grad, ref[name].grad, floor=0.1 * scale) <= tol, name
 
 
 CONFIGS = [
