@@ -1,52 +1,60 @@
 """The fast path of SCSA (Si et al., arXiv 2407.05128, https://arxiv.org/abs/2407.05128).
 
-:class:`scsa.SCSA` runs this by default; :mod:`scsa.attention.scsa` keeps the readable definition,
-and both are held to the literal oracle in ``tests/oracle.py``. This file is longer than our usual
-~300 lines because the training path needs a hand-written backward (see :class:`_SCSAFunction`).
+:class:`scsa.SCSA` runs this by default (see :func:`use_fast_path`); :mod:`scsa.attention.scsa`
+keeps the readable definition, and both are held to the literal oracle in ``tests/oracle.py``.
+This file is longer than our usual ~300 lines because training needs a hand-written backward.
 
-The same numbers, computed with less work and memory (every step is exact algebra):
+Same numbers, less work, by exact algebra only:
 
-* SMSA: the four depth-wise kernels, zero-padded to the largest, form one depth-wise Conv1d, and
-  the two axes go through it in one call (H and W concatenated with a gap of zeros).
-* PCSA: ``mean_n(attn @ v) == attn @ mean_n(v)``, so attention yields one value per channel; the C×C
-  softmax runs through ``F.scaled_dot_product_attention`` where that wins (a single token: the
-  logits are rank one and the 512×512 matrix at ResNet's last stage is never stored).
-* ``x_s = x * a_h * a_w`` is never stored. Average pooling of ``x_s`` is ``A_hᵀ · X · A_w`` per
-  channel, with ``A_h[h, i] = a_h[h] · [h in window i] / k`` (batched matmuls), and the output is
-  ``x * (a_h · gate) ⊗ a_w``, one product over ``x``.
-* Training uses one autograd Function that saves ``x`` (the previous layer keeps it anyway) and
-  small tensors only, and computes the full-size gradient in a few passes:
-  ``dx = G·(g a_h ⊗ a_w) + A_h · dy · A_wᵀ + dx_h/W ⊕ dx_w/H``, the last three terms as one
-  batched matmul. The small gate graphs run through ordinary autograd inside it.
-
-Max pooling, 'recombination' and channels_last inputs pool an explicit ``x_s`` (not kept for the
-backward, which recomputes it); everything else is shared.
+* SMSA: the four depth-wise kernels, zero-padded to the largest, are one depth-wise Conv1d, and
+  both axes go through it in one call (H and W concatenated with a gap of zeros between them).
+* PCSA: ``mean_n(attn @ v) == attn @ mean_n(v)``, so the attention needs one value per channel. A
+  single token (ResNet's last stage) goes through ``F.scaled_dot_product_attention``, which never
+  stores the C×C matrix; more tokens through an explicit softmax whose backward recomputes it.
+* The full-size map is touched in few passes. On large NCHW maps with average pooling (ResNet
+  stages 1-2) ``x_s = x * a_h * a_w`` is never formed: its pooling is ``A_hᵀ · X · A_w`` per
+  channel (batched matmuls, ``A_h[h, i] = a_h[h] · [h in window i] / k``) and the output is
+  ``x * (a_h · gate) ⊗ a_w``. Elsewhere (small maps, max pooling, 'recombination', channels_last
+  or half inputs) the products are formed once and reused in place.
+* Training runs one autograd Function that keeps ``x`` (the layer before keeps it anyway), the
+  axis means and the pooled tokens, nothing of full size, and writes the full-size gradient in a
+  few passes, e.g. ``dx = G·(g a_h ⊗ a_w) + A_h · dy · A_wᵀ + dx_h/W ⊕ dx_w/H`` (the last three
+  terms as one batched matmul). Its backward recomputes the small gate graphs and differentiates
+  them with ordinary autograd.
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 # the plain module imports this one; its shared helpers are looked up when first called
 from scsa.attention import scsa as _plain
 
 __all__ = ["fast_path_reason", "scsa_forward", "use_fast_path"]
 
-_FAST_DEVICES = ("cpu", "cuda")
+# Verified on CPU only so far; CUDA keeps the plain path until the fast one is checked on a GPU.
+_FAST_DEVICES = ("cpu",)
+# Below this side the batched matmuls of the row route work on matrices too small to be efficient.
+_ROWS_MIN_SIDE = 16
+# Up to this area the two axis means are one GEMM with a constant matrix.
+_GEMM_MEANS_MAX_AREA = 256
+_PCSA_PREFIXES = ("norm.", "q.", "k.", "v.")
+_is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
 
 
 def fast_path_reason(x: torch.Tensor) -> str | None:
-    """Why :class:`scsa.SCSA` must take the plain path for ``x``, or ``None`` when the fast one applies.
+    """Why :class:`scsa.SCSA` takes its plain path for ``x``, or ``None`` when the fast one applies.
 
-    The fast path is eager-only: under TorchScript, tracing, FX, ``torch.compile``/``torch.export``
-    and ``torch.func`` transforms the plain path is what gets captured (a compiler fuses it anyway).
+    The fast path is eager-only: TorchScript, tracing, ``torch.compile``/``torch.export`` and
+    ``torch.func`` transforms capture the plain path (a compiler fuses that one anyway).
     """
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return "TorchScript scripting or tracing"
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+    if torch.compiler.is_compiling() or _is_exporting():
         return "torch.compile / torch.export"
     if torch._C._are_functorch_transforms_active():
         return "a torch.func transform"
@@ -64,106 +72,238 @@ def use_fast_path(x: torch.Tensor) -> bool:
     return fast_path_reason(x) is None
 
 
+def scsa_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """SCSA's output for ``x`` by the fast path (the caller checked :func:`use_fast_path`)."""
+    # dtypes are chosen explicitly below (gates in float32 for half inputs, as on the plain path)
+    with torch.autocast(x.device.type, enabled=False):
+        if torch.is_grad_enabled():
+            names, params = zip(*block.named_parameters())
+            if x.requires_grad or any(p.requires_grad for p in params):
+                return _SCSAFunction.apply(x, block, names, *params)
+        return _forward_no_grad(block, x)
+
+
 # ----------------------------------------------------------------------------------------------
-# small pieces (tensors of size B·C·(H + W) or B·C·H'·W')
+# the small gate graphs (tensors of size B·C·(H + W) and B·C·H'·W')
 
 
 def _merged_kernel(block: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The four depth-wise kernels zero-padded to the largest, as one (C, 1, K) kernel."""
-    ks = block.group_kernel_sizes
-    big = max(ks)
-    weights, biases = [], []
-    for name, k in zip(_plain._CONV_NAMES, ks):
-        conv = getattr(block, name)
-        pad = (big - k) // 2
-        weights.append(F.pad(conv.weight, (pad, pad)) if pad else conv.weight)
-        biases.append(conv.bias)
-    return torch.cat(weights).to(dtype), torch.cat(biases).to(dtype)
+    """The four depth-wise kernels zero-padded to the largest: one (C, 1, K) kernel and its bias.
+
+    Rebuilt on every call: a cache keyed on ``Tensor._version`` would miss writes through ``.data``."""
+    convs = [getattr(block, name) for name in _plain._CONV_NAMES]
+    big = max(block.group_kernel_sizes)
+    weights = [F.pad(c.weight, ((big - k) // 2,) * 2) for c, k in zip(convs, block.group_kernel_sizes)]
+    return torch.cat(weights).to(dtype), torch.cat([c.bias for c in convs]).to(dtype)
 
 
-def _axis_gates(block: nn.Module, x_h: torch.Tensor, x_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """SMSA steps 2-3 for both axes at once: (b, c, h), (b, c, w) -> a_h, a_w."""
-    b, c, h = x_h.shape
-    weight, bias = _merged_kernel(block, x_h.dtype)
+class _DepthwiseConv1d(torch.autograd.Function):
+    """Depth-wise 'same' Conv1d whose weight gradient is K shifted dot products: on CPU cheaper
+    than the generic convolution backward for these short, many-channel inputs."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(t, weight)
+        return F.conv1d(t, weight, bias, padding=weight.shape[-1] // 2, groups=t.shape[1])
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        t, weight = ctx.saved_tensors
+        k, n = weight.shape[-1], t.shape[-1]
+        p = k // 2
+        dt = (
+            F.conv1d(g, weight.flip(-1), None, padding=p, groups=t.shape[1])
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        tp = F.pad(t, (p, p))
+        dw = torch.stack([(tp[..., j : j + n] * g).sum(dim=(0, 2)) for j in range(k)], dim=1)
+        return dt, dw.unsqueeze(1), g.sum(dim=(0, 2))
+
+
+@functools.lru_cache(maxsize=64)
+def _means_matrix(h: int, w: int, gap: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(h·w, h + gap + w): a map's row means, ``gap`` zero columns, its column means (read-only)."""
+    with torch.inference_mode(False):  # a cached constant must serve outside inference mode too
+        return _fill_means_matrix(h, w, gap, dtype, device)
+
+
+def _fill_means_matrix(h: int, w: int, gap: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    m = torch.zeros(h * w, h + gap + w, dtype=dtype, device=device)
+    i = torch.arange(h * w, device=device)
+    m[i, i // w] = 1.0 / w
+    m[i, h + gap + i % w] = 1.0 / h
+    return m
+
+
+def _axis_means(block: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """SMSA step 1 in the merged Conv1d's input layout: (b, c, h + p + w), the mean over W, then
+    p zeros (exactly the zero padding each axis would see on its own), then the mean over H."""
+    b, c, h, w = x.shape
+    p = max(block.group_kernel_sizes) // 2
+    if x.dtype == dtype and x.is_contiguous() and h * w <= _GEMM_MEANS_MAX_AREA:
+        # a small map: one GEMM instead of two reductions over a short axis (and a cat)
+        return (x.view(b * c, h * w) @ _means_matrix(h, w, p, x.dtype, x.device)).view(b, c, h + p + w)
+    x_h = x.mean(dim=3, dtype=dtype)  # (b, c, h)
+    return torch.cat((x_h, x_h.new_zeros(b, c, p), x.mean(dim=2, dtype=dtype)), dim=2)
+
+
+def _axis_gates(block: nn.Module, t: torch.Tensor, h: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """SMSA steps 2-3 for both axes at once: the means t (b, c, h + p + w) -> a_h, a_w."""
+    weight, bias = _merged_kernel(block, t.dtype)
     p = weight.shape[-1] // 2
-    # a gap of p zeros between the axes is exactly the zero padding each axis would see alone
-    t = torch.cat((x_h, x_h.new_zeros(b, c, p), x_w), dim=2)  # (b, c, h + p + w)
-    a = F.conv1d(t, weight, bias, padding=p, groups=c)
-    a_h = _plain.group_norm(a[:, :, :h], 4, block.norm_h.weight, block.norm_h.bias, block.norm_h.eps, a.dtype)
-    a_w = _plain.group_norm(
-        a[:, :, h + p :], 4, block.norm_w.weight, block.norm_w.bias, block.norm_w.eps, a.dtype
+    a = (
+        _DepthwiseConv1d.apply(t, weight, bias)
+        if torch.is_grad_enabled()
+        else F.conv1d(t, weight, bias, padding=p, groups=t.shape[1])
     )
+    norm_h, norm_w = block.norm_h, block.norm_w
+    a_h = _plain.group_norm(a[:, :, :h], 4, norm_h.weight, norm_h.bias, norm_h.eps, a.dtype)
+    a_w = _plain.group_norm(a[:, :, h + p :], 4, norm_w.weight, norm_w.bias, norm_w.eps, a.dtype)
     if block.sa_softmax:
         return a_h.softmax(dim=2), a_w.softmax(dim=2)
     return a_h.sigmoid(), a_w.sigmoid()
 
 
-def _depthwise_affine(t: torch.Tensor, conv: nn.Conv2d, heads: int) -> torch.Tensor:
-    """A depth-wise 1×1 conv on (b, heads, d, n) tokens: a per-channel scale and shift."""
-    d = t.shape[2]
-    out = t * conv.weight.to(t.dtype).reshape(heads, d, 1)
+def _times_column(m: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+    """``m @ col`` for (…, d, d) and (…, d, 1), computed as ``(colᵀ @ mᵀ)ᵀ``: on CPU a batched
+    matrix-vector product runs several times faster with the big operand on the right."""
+    return (col.transpose(-2, -1) @ m.transpose(-2, -1)).transpose(-2, -1)
+
+
+class _SoftmaxAttention(torch.autograd.Function):
+    """``softmax(q kᵀ) @ v`` for one value column (the scale is folded into q); the backward
+    recomputes the C×C matrix instead of keeping it (256×256 per image at ResNet's third stage)."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        o = _times_column((q @ k.transpose(-2, -1)).softmax(dim=-1), v)
+        ctx.save_for_backward(q, k, v, o)
+        return o
+
+    @staticmethod
+    def backward(ctx, do: torch.Tensor):
+        q, k, v, o = ctx.saved_tensors
+        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)  # (b, heads, d, d)
+        dv = (do.transpose(-2, -1) @ attn).transpose(-2, -1)  # attnᵀ do
+        # softmax backward of d attn = do vᵀ: attn ⊙ (do vᵀ - rowsum(attn ⊙ do vᵀ)) = attn ⊙ do ⊙ (vᵀ - o)
+        dl = attn.mul_(v.transpose(-2, -1) - o).mul_(do)
+        dq = (k.transpose(-2, -1) @ dl.transpose(-2, -1)).transpose(-2, -1)  # dl @ k
+        dk = (q.transpose(-2, -1) @ dl).transpose(-2, -1)  # dlᵀ @ q
+        return dq, dk, dv
+
+
+def _depthwise_affine(t: torch.Tensor, conv: nn.Conv2d, heads: int, scale: float = 1.0) -> torch.Tensor:
+    """A depth-wise 1×1 conv of (b, heads, d, n) tokens (a per-channel scale and shift), times ``scale``."""
+    weight = conv.weight.reshape(heads, -1, 1)
+    out = t * (weight * scale if scale != 1.0 else weight).to(t.dtype)
     if conv.bias is not None:
-        out = out + conv.bias.to(t.dtype).reshape(heads, d, 1)
+        out = out + (conv.bias.reshape(heads, -1, 1) * scale).to(t.dtype)
     return out
 
 
-def _channel_gate(block: nn.Module, y: torch.Tensor, lean: bool) -> torch.Tensor:
-    """PCSA steps 6-9 on pooled tokens y (b, c, h', w') -> gate (b, c).
-
-    ``lean`` asks for the memory-lean attention (training: no C×C matrix kept for the backward).
-    """
+def _channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """PCSA steps 6-9 on the pooled tokens y (b, c, h', w') -> the gate (b, c)."""
     b, c = y.shape[0], y.shape[1]
-    heads, d = block.head_num, block.head_dim
+    heads, scale = block.head_num, block.scaler
     y = _plain.group_norm(y, 1, block.norm.weight, block.norm.bias, block.norm.eps, y.dtype)
-    y = y.reshape(b, heads, d, -1)  # (b, heads, d, n): channels are the tokens
-    q = _depthwise_affine(y, block.q, heads)
-    k = _depthwise_affine(y, block.k, heads)
+    y = y.reshape(b, heads, c // heads, y.shape[2] * y.shape[3])  # (b, heads, d, n): channels are tokens
     v = _depthwise_affine(y.mean(dim=3, keepdim=True), block.v, heads)  # mean_n(attn @ v) = attn @ mean_n(v)
+    k = _depthwise_affine(y, block.k, heads)
     drop = block.attn_drop.p if block.training else 0.0
-    if drop > 0.0 or not (lean or y.shape[3] == 1):
-        # explicit softmax: the dropout mask is drawn exactly as nn.Dropout draws it on the plain path
-        attn = (q @ k.transpose(-2, -1) * block.scaler).softmax(dim=-1)
-        o = F.dropout(attn, drop, training=drop > 0.0) @ v
+    if y.shape[3] == 1 and drop == 0.0:
+        # one token: SDPA's fused CPU kernel takes unit-stride rows only, and a length-1 row keeps
+        # whatever stride the elementwise ops gave it, hence flatten + unsqueeze
+        q = _depthwise_affine(y, block.q, heads)
+        q, k, v = (t.flatten(2).unsqueeze(-1) for t in (q, k, v))
+        o = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    elif drop > 0.0:
+        # the mask is drawn on the (b, heads, d, d) matrix exactly as nn.Dropout draws it on the plain path
+        attn = (_depthwise_affine(y, block.q, heads, scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        o = _times_column(F.dropout(attn, drop), v)
     else:
-        o = F.scaled_dot_product_attention(q, k, v, scale=block.scaler)
+        o = _SoftmaxAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
     g = o.reshape(b, c)
     return g.softmax(dim=1) if block.ca_softmax else g.sigmoid()
 
 
-def _windows(length: int, window: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(length, length // k) averaging matrix of floor-mode windows k = min(window, length); -1: global."""
-    k = length if window == -1 else min(window, length)
-    cols = torch.arange(length // k, device=device)
-    rows = torch.arange(length, device=device) // k
-    return (rows[:, None] == cols[None, :]).to(dtype) / k
-
-
-def _factored(block: nn.Module, x: torch.Tensor) -> bool:
-    """Average pooling of an NCHW-contiguous map: pool x_s by matmuls without storing it."""
-    return (block.window_size == -1 or not (block.max_pool or block.recombine)) and x.is_contiguous()
-
-
 # ----------------------------------------------------------------------------------------------
-# eval / no-grad
+# the full-size map
 
 
-def _forward_no_grad(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _rows_route(block: nn.Module, x: torch.Tensor) -> bool:
+    """Average pooling of a large NCHW float map: pool with matmuls over the rows of each channel."""
+    return (
+        (block.window_size == -1 or not (block.max_pool or block.recombine))
+        and x.dtype in (torch.float32, torch.float64)
+        and x.is_contiguous()
+        and min(x.shape[2], x.shape[3]) >= _ROWS_MIN_SIDE
+    )
+
+
+def _window(window: int, length: int) -> int:
+    return length if window == -1 else min(window, length)
+
+
+@functools.lru_cache(maxsize=64)
+def _windows(length: int, window: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(length, length // k) averaging matrix of the floor-mode windows k (read-only, cached)."""
+    k = _window(window, length)
+    with torch.inference_mode(False):  # a cached constant must serve outside inference mode too
+        rows = torch.arange(length, device=device) // k
+        cols = torch.arange(length // k, device=device)
+        return (rows[:, None] == cols[None, :]).to(dtype) / k
+
+
+def _gate_windows(a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """A gate (b, c, l) times the windows' transpose (l', l): (bc, l', l), row-major (``out=``),
+    since bmm is several times slower on a transposed left operand."""
+    length, n = e.shape
+    bc = a.shape[0] * a.shape[1]
+    return torch.mul(a.reshape(bc, 1, length), e.t(), out=a.new_empty(bc, n, length))
+
+
+def _rows_pool(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, window: int) -> torch.Tensor:
+    """Average pooling of x * a_h ⊗ a_w without forming it: y = A_hᵀ X A_w per (b, c) -> (b, c, h', w')."""
     b, c, h, w = x.shape
+    e_h = _windows(h, window, x.dtype, x.device)  # (h, h')
+    e_w = _windows(w, window, x.dtype, x.device)  # (w, w')
+    q = torch.bmm(_gate_windows(a_h, e_h), x.view(b * c, h, w))  # (bc, h', w): the map on the right
+    y = (q * a_w.reshape(b * c, 1, w)).view(q.shape[0] * q.shape[1], w) @ e_w  # one GEMM, not bc tiny ones
+    return y.view(b, c, e_h.shape[1], e_w.shape[1])
+
+
+def _pool(block: nn.Module, x_s: torch.Tensor) -> torch.Tensor:
+    """PCSA step 5 on x_s (b, c, h, w) of either memory format -> y (b, c, h', w')."""
+    if block.window_size == -1:
+        return x_s.mean(dim=(2, 3), keepdim=True)
+    if block.recombine:
+        return block.down_sample(x_s)
+    kh, kw = _window(block.window_size, x_s.shape[2]), _window(block.window_size, x_s.shape[3])
+    if (kh, kw) == x_s.shape[2:] and not block.max_pool:  # one window: a plain mean is faster
+        return x_s.mean(dim=(2, 3), keepdim=True)
+    if block.max_pool:
+        return F.max_pool2d(x_s, (kh, kw), (kh, kw))
+    return F.avg_pool2d(x_s, (kh, kw), (kh, kw))
+
+
+def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
+    """The output; with ``keep`` also what the training backward recomputes from: (out, means, y)."""
     dtype = _plain.compute_dtype(x)
-    a_h, a_w = _axis_gates(block, x.mean(dim=3, dtype=dtype), x.mean(dim=2, dtype=dtype))
-    if _factored(block, x):
-        e_h = _windows(h, block.window_size, x.dtype, x.device)  # (h, h')
-        e_w = _windows(w, block.window_size, x.dtype, x.device)  # (w, w')
-        a_w_x = a_w.to(x.dtype)
-        p = torch.bmm(x.view(b * c, h, w), (a_w_x.unsqueeze(-1) * e_w).view(b * c, w, -1))  # (bc, h, w')
-        y = e_h.t() @ (p * a_h.to(x.dtype).view(b * c, h, 1))  # (bc, h', w')
-        gate = _channel_gate(block, y.view(b, c, y.shape[1], y.shape[2]).to(dtype), lean=False)
-        out = x * (a_h * gate.unsqueeze(-1)).to(x.dtype).unsqueeze(-1)
-        return out.mul_(a_w_x.unsqueeze(-2))
-    x_s = x * a_h.to(x.dtype).unsqueeze(-1)
-    x_s.mul_(a_w.to(x.dtype).unsqueeze(-2))
-    gate = _channel_gate(block, block.down_sample(x_s).to(dtype), lean=False)
-    return x_s.mul_(gate.to(x.dtype).view(b, c, 1, 1))
+    means = _axis_means(block, x, dtype)  # (b, c, h + p + w)
+    a_h, a_w = _axis_gates(block, means, x.shape[2])
+    if _rows_route(block, x):
+        y = _rows_pool(x, a_h, a_w, block.window_size)
+        g = _channel_gate(block, y)
+        out = x * (a_h * g.unsqueeze(-1)).unsqueeze(-1)
+        out.mul_(a_w.unsqueeze(-2))
+    else:
+        out = x * a_h.to(x.dtype).unsqueeze(-1)  # x_s, in x's memory format
+        out.mul_(a_w.to(x.dtype).unsqueeze(-2))
+        y = _pool(block, out).to(dtype)
+        g = _channel_gate(block, y)
+        out.mul_(g.to(x.dtype)[:, :, None, None])
+    return (out, means, y) if keep else out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -171,148 +311,170 @@ def _forward_no_grad(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class _SCSAFunction(torch.autograd.Function):
-    """SCSA forward/backward that keeps only ``x`` and small tensors for the backward.
+    """SCSA forward and backward that keep only ``x`` and small tensors for the backward: the axis
+    means (b, c, h + p + w) and the pooled tokens (b, c, h', w').
 
-    The small graphs (axis means -> gates, pooled tokens -> channel gate) are built with ordinary
-    autograd inside ``forward`` and differentiated with :func:`torch.autograd.grad` in ``backward``;
-    the full-size products are differentiated by hand. Once differentiable (no double backward).
+    The backward recomputes the two small graphs (means -> gates, tokens -> channel gate) with
+    autograd and differentiates them with :func:`torch.autograd.grad`; the full-size products are
+    differentiated by hand. A double backward (``create_graph=True``) differentiates a
+    recomputation of the plain path instead.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, block: nn.Module, *params: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        dtype = _plain.compute_dtype(x)
-        with torch.enable_grad():
-            x_h = x.mean(dim=3, dtype=dtype).requires_grad_()  # (b, c, h)
-            x_w = x.mean(dim=2, dtype=dtype).requires_grad_()  # (b, c, w)
-            a_h, a_w = _axis_gates(block, x_h, x_w)
-        ah, aw = a_h.detach().to(x.dtype), a_w.detach().to(x.dtype)
-        factored = _factored(block, x)
-        if factored:
-            e_h = _windows(h, block.window_size, x.dtype, x.device)  # (h, h')
-            e_w = _windows(w, block.window_size, x.dtype, x.device)  # (w, w')
-            x3 = x.view(b * c, h, w)
-            p = torch.bmm(x3, (aw.unsqueeze(-1) * e_w).view(b * c, w, -1))  # (bc, h, w')
-            q = torch.bmm((ah.unsqueeze(-1) * e_h).view(b * c, h, -1).transpose(1, 2), x3)  # (bc, h', w)
-            y = e_h.t() @ (p * ah.view(b * c, h, 1))  # (bc, h', w')
-            y = y.view(b, c, y.shape[1], y.shape[2])
-            saved_small = (p, q, e_h, e_w)
-        else:
-            x_s = x * ah.unsqueeze(-1)
-            x_s.mul_(aw.unsqueeze(-2))
-            y = block.down_sample(x_s)
-            saved_small = ()
-        with torch.enable_grad():
-            y = y.to(dtype).requires_grad_()
-            g = _channel_gate(block, y, lean=True)  # (b, c)
-        gx = g.detach().to(x.dtype)
-        if factored:
-            out = x * (ah * gx.unsqueeze(-1)).unsqueeze(-1)
-            out.mul_(aw.unsqueeze(-2))
-        else:
-            out = x_s.mul_(gx.view(b, c, 1, 1))
-        ctx.block = block
-        ctx.params_all = params
-        ctx.factored = factored
-        ctx.graph = (x_h, x_w, a_h, a_w, y, g)
-        ctx.save_for_backward(x, ah, aw, gx, *saved_small)
+    def forward(ctx, x: torch.Tensor, block: nn.Module, names: tuple[str, ...], *params: torch.Tensor):
+        # the dropout mask is a draw of the RNG: keep its state to redraw the same one in backward
+        ctx.rng = _rng_state(x.device) if block.training and block.attn_drop.p > 0.0 else None
+        ctx.block, ctx.rows, ctx.names, ctx.params = block, _rows_route(block, x), names, params
+        out, means, y = _forward_no_grad(block, x, keep=True)
+        ctx.save_for_backward(x, means, y)
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        x, ah, aw, gx, *small = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain definition instead
+            return _recompute_vjp(ctx, grad)
+        x, means, y = ctx.saved_tensors
         block = ctx.block
-        x_h, x_w, a_h, a_w, y, g = ctx.graph
-        b, c, h, w = x.shape
-        params = [p for p in block.parameters() if p.requires_grad]
-        if ctx.factored:
-            grad = grad.contiguous()
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.enable_grad(), torch.random.fork_rng(devices, enabled=ctx.rng is not None):
+            _set_rng_state(ctx.rng, x.device)
+            means = means.detach().requires_grad_()
+            a_h, a_w = _axis_gates(block, means, x.shape[2])  # (b, c, h), (b, c, w)
+            y = y.detach().requires_grad_()
+            g = _channel_gate(block, y)  # (b, c)
+        ah, aw, gx = a_h.detach().to(x.dtype), a_w.detach().to(x.dtype), g.detach().to(x.dtype)
+        smsa, pcsa, down = [], [], []
+        for name, p in zip(ctx.names, ctx.params):
+            if p.requires_grad:
+                (
+                    pcsa if name.startswith(_PCSA_PREFIXES) else down if name.startswith("conv_d.") else smsa
+                ).append(p)
+        grads: dict[int, torch.Tensor] = {}
 
-        # out = x * (a_h g) ⊗ a_w: reductions of G·x against the gates
-        t = grad * x
-        th = (t * aw.unsqueeze(-2)).sum(dim=3).to(a_h.dtype)  # (b, c, h): sum_w G x a_w
-        tw = (t * ah.unsqueeze(-1)).sum(dim=2).to(a_h.dtype)  # (b, c, w): sum_h G x a_h
-        del t
-        g32 = g.detach()
-        dg = (a_h.detach() * th).sum(dim=2)  # (b, c)
-        da_h = th * g32.unsqueeze(-1)
-        da_w = tw * g32.unsqueeze(-1)
+        def pcsa_backward(th: torch.Tensor, tw: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            """From th = Σ_w G x a_w (b, c, h) and tw = Σ_h G x a_h (b, c, w): the gate's gradient
+            (out = x · (a_h g) ⊗ a_w), then dy through the PCSA graph, and the gates' shares."""
+            th, tw = th.to(a_h.dtype), tw.to(a_h.dtype)
+            gd = g.detach().unsqueeze(-1)
+            res = torch.autograd.grad(g, [y, *pcsa], (a_h.detach() * th).sum(dim=2))
+            grads.update(zip(map(id, pcsa), res[1:]))
+            return res[0], th * gd, tw * gd
 
-        pcsa_params = [p for p in params if _in_pcsa(block, p)]
-        grads = torch.autograd.grad(g, [y, *pcsa_params], dg, retain_graph=True, allow_unused=True)
-        dy, pcsa_grads = grads[0], grads[1:]
-        named = dict(zip(map(id, pcsa_params), pcsa_grads))
+        def smsa_backward(da_h: torch.Tensor, da_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            res = torch.autograd.grad((a_h, a_w), [means, *smsa], (da_h, da_w))
+            grads.update(zip(map(id, smsa), res[1:]))
+            d_means = res[0].to(x.dtype)
+            return d_means[:, :, : x.shape[2]], d_means[:, :, d_means.shape[2] - x.shape[3] :]
 
-        if ctx.factored:
-            p, q, e_h, e_w = small
-            dyx = dy.to(x.dtype).view(b * c, dy.shape[2], dy.shape[3])  # (bc, h', w')
-            da_h = da_h + (p * (e_h @ dyx)).sum(dim=2).view(b, c, h).to(da_h.dtype)
-            da_w = da_w + (q * (dyx @ e_w.t())).sum(dim=1).view(b, c, w).to(da_w.dtype)
-            u = None
+        if ctx.rows:
+            dx = _rows_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward)
         else:
-            with torch.enable_grad():
-                x_s = (x * ah.unsqueeze(-1) * aw.unsqueeze(-2)).requires_grad_()
-                y2 = block.down_sample(x_s).to(dy.dtype)
-            down_params = [p for p in block.conv_d.parameters() if p.requires_grad]
-            u, *down_grads = torch.autograd.grad(y2, [x_s, *down_params], dy, allow_unused=True)
-            named.update(zip(map(id, down_params), down_grads))
-            t = u * x
-            da_h = da_h + (t * aw.unsqueeze(-2)).sum(dim=3).to(da_h.dtype)
-            da_w = da_w + (t * ah.unsqueeze(-1)).sum(dim=2).to(da_w.dtype)
-            del t
-
-        smsa_params = [p for p in params if id(p) not in named and not _in_pcsa(block, p)]
-        grads = torch.autograd.grad(
-            (a_h, a_w), [x_h, x_w, *smsa_params], (da_h, da_w), retain_graph=True, allow_unused=True
-        )
-        dx_h, dx_w = grads[0], grads[1]
-        named.update(zip(map(id, smsa_params), grads[2:]))
-
-        dx = None
-        if ctx.needs_input_grad[0]:
-            s_h = ah * gx.unsqueeze(-1)  # (b, c, h)
-            if ctx.factored:
-                dx = grad * s_h.unsqueeze(-1)
-                dx.mul_(aw.unsqueeze(-2))
-                # pooling and both means in one batched matmul: [A_h | dx_h/W | 1] @ [dy A_wᵀ; 1; dx_w/H]
-                left = torch.cat(
-                    (
-                        (ah.unsqueeze(-1) * e_h).view(b * c, h, -1),
-                        (dx_h / w).to(x.dtype).view(b * c, h, 1),
-                        x.new_ones(b * c, h, 1),
-                    ),
-                    dim=2,
-                )
-                right = torch.cat(
-                    (
-                        dyx @ (aw.unsqueeze(-1) * e_w).view(b * c, w, -1).transpose(1, 2),
-                        x.new_ones(b * c, 1, w),
-                        (dx_w / h).to(x.dtype).view(b * c, 1, w),
-                    ),
-                    dim=1,
-                )
-                dx.view(b * c, h, w).baddbmm_(left, right)
-            else:
-                dx = torch.addcmul(u, grad, gx.view(b, c, 1, 1))
-                dx.mul_(ah.unsqueeze(-1)).mul_(aw.unsqueeze(-2))
-                dx.add_((dx_h / w).to(x.dtype).unsqueeze(-1)).add_((dx_w / h).to(x.dtype).unsqueeze(-2))
-        param_grads = [named.get(id(p)) if p.requires_grad else None for p in ctx.params_all]
-        return (dx, None, *param_grads)
+            dx = _generic_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward, down, grads)
+        return (dx, None, None, *(grads.get(id(p)) for p in ctx.params))
 
 
-def _in_pcsa(block: nn.Module, p: torch.Tensor) -> bool:
-    return any(p is q for m in (block.norm, block.q, block.k, block.v) for q in m.parameters())
+def _rows_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward):
+    b, c, h, w = x.shape
+    bc = b * c
+    grad = grad.contiguous()
+    t = grad * x
+    dy, da_h, da_w = pcsa_backward(*_against_gates(t, ah, aw, x.dtype))
+    # the pooling y = A_hᵀ X A_w: towards a_h through (X A_w)ᵀ, towards a_w through A_hᵀ X, both
+    # recomputed rather than kept (each is 1/k of x: memory the model would otherwise hold)
+    dy = dy.to(x.dtype).view(bc, dy.shape[2], dy.shape[3])  # (bc, h', w')
+    e_h = _windows(h, ctx.block.window_size, x.dtype, x.device)  # (h, h')
+    e_w = _windows(w, ctx.block.window_size, x.dtype, x.device)  # (w, w')
+    q = torch.bmm(_gate_windows(ah, e_h), x.view(bc, h, w))  # (bc, h', w) = A_hᵀ X
+    p_t = torch.bmm(_gate_windows(aw, e_w), x.view(bc, h, w).transpose(1, 2))  # (bc, w', h) = (X A_w)ᵀ
+    da_h = da_h + (p_t * (dy.transpose(1, 2) @ e_h.t())).sum(dim=1).view(b, c, h)
+    dy_e = dy @ e_w.t()  # (bc, h', w): one GEMM with the shared window matrix
+    da_w = da_w + (q * dy_e).sum(dim=1).view(b, c, w)
+    dx_h, dx_w = smsa_backward(da_h, da_w)
+    if not ctx.needs_input_grad[0]:
+        return None
+    hp = e_h.shape[1]
+    # three passes: dx = G (a_h g) a_w + dx_w/H, then += [A_h | dx_h/W] @ [dy A_wᵀ; 1] (the pooling
+    # and the mean over W in one batched matmul; its factors written in place, not concatenated)
+    dx = torch.mul(grad, (ah * gx.unsqueeze(-1)).unsqueeze(-1), out=t.view(b, c, h, w))  # t is spent
+    torch.addcmul((dx_w / h).unsqueeze(-2), dx, aw.unsqueeze(-2), out=dx)
+    left = x.new_empty(bc, h, hp + 1)
+    torch.mul(ah.view(bc, h, 1), e_h, out=left[:, :, :hp])  # A_h
+    left[:, :, hp] = dx_h.view(bc, h) / w
+    right = x.new_empty(bc, hp + 1, w)
+    torch.mul(dy_e, aw.view(bc, 1, w), out=right[:, :hp])  # dy A_wᵀ
+    right[:, hp] = 1.0
+    dx.view(bc, h, w).baddbmm_(left, right)
+    return dx
 
 
-# ----------------------------------------------------------------------------------------------
-# entry point
+def _against_gates(t: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, dtype: torch.dtype):
+    """Σ_w t a_w (b, c, h) and Σ_h t a_h (b, c, w) of a full-size t (overwritten).
+
+    NCHW: batched vector-matrix products (a reduction over a short row is slow); channels_last:
+    products and reductions that run along the channels."""
+    b, c, h, w = t.shape
+    if t.is_contiguous() and t.dtype == dtype:
+        t3 = t.view(b * c, h, w)
+        th = torch.bmm(a_w.reshape(b * c, 1, w), t3.transpose(1, 2)).view(b, c, h)
+        return th, torch.bmm(a_h.reshape(b * c, 1, h), t3).view(b, c, w)
+    th = (t * a_w.unsqueeze(-2)).sum(dim=3, dtype=dtype)
+    return th, t.mul_(a_h.unsqueeze(-1)).sum(dim=2, dtype=dtype)
 
 
-def scsa_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """SCSA's output for ``x`` by the fast path (the caller checked :func:`use_fast_path`)."""
-    with torch.autocast(x.device.type, enabled=False):
-        params = list(block.parameters())
-        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
-            return _SCSAFunction.apply(x, block, *params)
-        return _forward_no_grad(block, x)
+def _generic_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward, down, grads):
+    block = ctx.block
+    h, w = x.shape[2], x.shape[3]
+    cd = _plain.compute_dtype(x)
+    ah4, aw4, g4 = ah.unsqueeze(-1), aw.unsqueeze(-2), gx[:, :, None, None]
+    t = grad * x
+    dy, _, _ = pcsa_backward(*_against_gates(t, ah, aw, cd))
+    # G_s = dL/dx_s = G g + (pooling)ᵀ dy; the gates' gradients are its reductions against x
+    if block.window_size == -1:
+        g_s = torch.addcmul((dy / (h * w)).to(x.dtype), grad, g4)  # the pooling's share is constant
+    elif not (block.max_pool or block.recombine):
+        k = (_window(block.window_size, h), _window(block.window_size, w))
+        g_s = torch.ops.aten.avg_pool2d_backward(dy.to(x.dtype), x, k, k, (0, 0), False, True, None)
+        g_s.addcmul_(grad, g4)
+    else:  # recompute x_s and differentiate the pooling (its argmax, or conv_d's weight)
+        with torch.enable_grad():
+            x_s = (x * ah4).mul_(aw4).requires_grad_()
+            y2 = _pool(block, x_s).to(dy.dtype)
+        g_s, *down_grads = torch.autograd.grad(y2, [x_s, *down], dy)
+        grads.update(zip(map(id, down), down_grads))
+        del x_s, y2
+        g_s = torch.addcmul(g_s, grad, g4)
+    dx_h, dx_w = smsa_backward(*_against_gates(torch.mul(g_s, x, out=t), ah, aw, cd))
+    if not ctx.needs_input_grad[0]:
+        return None
+    dx = g_s.mul_(ah4).mul_(aw4)
+    return dx.add_((dx_h / w).unsqueeze(-1)).add_((dx_w / h).unsqueeze(-2))
+
+
+def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None] | None, device: torch.device) -> None:
+    if state is not None:
+        torch.set_rng_state(state[0])
+        if state[1] is not None:
+            torch.cuda.set_rng_state(state[1], device)
+
+
+def _recompute_vjp(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    """The backward as a differentiable graph of the plain path (for ``create_graph=True``)."""
+    x, *_ = ctx.saved_tensors
+    block, params = ctx.block, ctx.params
+    needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[3:])
+    inputs = [t for t, need in zip((x, *params), needs) if need]
+    devices = [x.device] if x.device.type == "cuda" else []
+    with (
+        torch.random.fork_rng(devices, enabled=ctx.rng is not None),
+        torch.autocast(x.device.type, enabled=False),
+    ):
+        _set_rng_state(ctx.rng, x.device)
+        out = block.forward_plain(x)
+    grads = iter(torch.autograd.grad(out, inputs, grad, create_graph=True, allow_unused=True))
+    dx, *param_grads = (next(grads) if need else None for need in needs)
+    return (dx, None, None, *param_grads)

@@ -118,8 +118,8 @@ def group_norm(
 
 def shrink_window(window: int, size: int) -> int:
     """``min(window, size)``, kept symbolic under ``torch.export`` so the spatial size stays dynamic."""
-    if torch.jit.is_scripting():
-        return min(window, size)
+    if torch.jit.is_scripting() or torch.jit.is_tracing():
+        return min(window, size)  # tracing records sizes as constants anyway
     return torch.sym_min(window, size)
 
 
@@ -390,10 +390,15 @@ class SCSA(_SMSAMixin, _PCSAMixin):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.dim, "SCSA")
-        if not torch.jit.is_scripting():
-            # the fast path (same numbers, less time and memory) wherever it applies
+        # the fast path (same numbers, less time and memory) wherever it applies. Two ifs: TorchScript
+        # skips the body of `if not is_scripting()` but would compile both operands of an `and`.
+        if not torch.jit.is_scripting():  # noqa: SIM102
             if _scsa_fast.use_fast_path(x):
                 return _scsa_fast.scsa_forward(self, x)
+        return self.forward_plain(x)
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The readable definition (spec steps 1-10) that the fast path must reproduce."""
         a_h, a_w = self.smsa_gates(x)  # (b, c, h), (b, c, w)
         x_s = x * a_h.to(x.dtype).unsqueeze(-1) * a_w.to(x.dtype).unsqueeze(-2)  # (b, c, h, w)
         gate = self.pcsa_gate(x_s)  # (b, c, 1, 1)
