@@ -15,6 +15,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 def _seed():
     torch.manual_seed(0)
 
+
 try:
     from hypothesis import settings
 
