@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from scsa.engine.data import (
+from scsa.engine.data import default_workers
+from scsa.engine.datasets import (
     MNIST5K,
     ImageFolderData,
     TensorImages,
@@ -128,7 +129,7 @@ def evaluate(
     model, info = load_checkpoint_model(checkpoint)
     dataset, skipped = _dataset(str(data), split, info, skip_bad_images)
     if num_workers is None:
-        num_workers = 0 if str(data) == MNIST5K else 4
+        num_workers = default_workers(str(data))
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
     module = ImageClassifier(model, Recipe(name="eval"), len(info["classes"]))
     trainer = L.Trainer(
@@ -136,6 +137,7 @@ def evaluate(
         devices=1,
         precision=precision,
         logger=False,
+        enable_checkpointing=False,
         enable_progress_bar=progress,
         enable_model_summary=False,
     )

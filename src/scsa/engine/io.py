@@ -20,7 +20,7 @@ from typing import IO, Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-__all__ = ["AtomicCheckpointIO", "atomic_write", "write_csv", "write_json"]
+__all__ = ["AtomicCheckpointIO", "atomic_write", "write_csv", "write_json", "write_text"]
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
@@ -47,13 +47,14 @@ def _umask() -> int:
     return mask
 
 
-def _write_text(path: str | Path, text: str) -> Path:
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` as UTF-8, atomically."""
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
-    return _write_text(path, json.dumps(obj, indent=2) + "\n")
+    return write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -65,13 +66,15 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    return _write_text(path, buf.getvalue())
+    return write_text(path, buf.getvalue())
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint IO that writes a temporary file beside the target, then ``os.replace``-s it."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
         atomic_write(path, lambda f: torch.save(checkpoint, f))

@@ -18,7 +18,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from scsa.engine.recipes import Recipe, lr_factor
@@ -56,6 +56,7 @@ class ImageClassifier(L.LightningModule):
         self.history: list[dict[str, float]] = []
         top5 = min(5, num_classes)
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_images = SumMetric()
         self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
@@ -64,6 +65,14 @@ class ImageClassifier(L.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_results: dict[str, Any] = {}
         self._epoch_start = time.perf_counter()
+
+    def setup(self, stage: str) -> None:
+        # Fresh metric states in every process: under ddp_spawn the module reaches the workers through
+        # shared memory, and Lightning unshares parameters and buffers but not torchmetrics states, so
+        # the ranks would otherwise add into one and the same tensor.
+        for m in self.modules():
+            if isinstance(m, Metric):
+                m.reset()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -88,7 +97,11 @@ class ImageClassifier(L.LightningModule):
             opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=r.weight_decay)
         # The schedule is a function of the fractional epoch, stepped every batch, so it is the same
         # whatever the batch count per epoch (and a resumed run continues it from its step counter).
-        steps_per_epoch = max(1.0, self.trainer.estimated_stepping_batches / self.trainer.max_epochs)
+        dm = getattr(self.trainer, "datamodule", None)
+        if hasattr(dm, "steps_per_epoch"):
+            steps_per_epoch = float(dm.steps_per_epoch())
+        else:
+            steps_per_epoch = max(1.0, self.trainer.estimated_stepping_batches / self.trainer.max_epochs)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(r, step / steps_per_epoch))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -115,11 +128,12 @@ class ImageClassifier(L.LightningModule):
         x, y = batch
         logits = self(x).float()
         self.val_loss.update(F.cross_entropy(logits, y), weight=y.numel())
+        self.val_images.update(y.numel())
         self.val_top1.update(logits, y)
         self.val_top5.update(logits, y)
 
     def on_validation_epoch_end(self) -> None:
-        metrics = (self.val_loss, self.val_top1, self.val_top5)
+        metrics = (self.val_loss, self.val_top1, self.val_top5, self.val_images)
         if self.trainer.sanity_checking:
             for m in metrics:
                 m.reset()
@@ -134,14 +148,17 @@ class ImageClassifier(L.LightningModule):
         row["val_loss"] = self.val_loss.compute().item()
         row["val_top1"] = 100.0 * self.val_top1.compute().item()
         row["val_top5"] = 100.0 * self.val_top5.compute().item()
+        row["val_images"] = int(self.val_images.compute().item())
         row["epoch_time_s"] = time.perf_counter() - self._epoch_start
         for m in metrics:
             m.reset()
         self.history.append(row)
-        # Values are already global (torchmetrics synced them), so every rank logs the same numbers.
-        self.log("val/top1", row["val_top1"], prog_bar=True, logger=False)
-        self.log("val/top5", row["val_top5"], logger=False)
-        self.log("val/loss", row["val_loss"], logger=False)
+        # The values are already global (torchmetrics synced them); sync_dist averages equal numbers and
+        # keeps Lightning from warning that epoch-level values should be synced.
+        self.log("val/top1", row["val_top1"], prog_bar=True, logger=False, sync_dist=True)
+        self.log_dict(
+            {"val/top5": row["val_top5"], "val/loss": row["val_loss"]}, logger=False, sync_dist=True
+        )
 
     # ------------------------------------------------------------------------------------------
     # test: used by scsa.engine.evaluate

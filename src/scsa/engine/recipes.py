@@ -53,6 +53,7 @@ class Recipe:
     image_size: int = 224
     resize_size: int | None = None  # eval: resize the short side to this, then center-crop image_size
     augment: str = "rrc-flip"
+    crop_padding: float = 0.125  # crop-flip: zero padding before the random crop, as a fraction of the size
     precision: str = "16-mixed"  # on a CPU, 32 is used instead (see scsa.engine.train)
     mean: tuple[float, ...] | None = None  # None: the dataset's own (ImageNet stats for folders)
     std: tuple[float, ...] | None = None
@@ -65,7 +66,14 @@ class Recipe:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
-        for name in ("lr_base", "weight_decay", "momentum", "warmup_epochs", "label_smoothing"):
+        for name in (
+            "lr_base",
+            "weight_decay",
+            "momentum",
+            "warmup_epochs",
+            "label_smoothing",
+            "crop_padding",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {name}={value!r}")
@@ -111,8 +119,7 @@ RECIPES: dict[str, Recipe] = {
         schedule="step",
         milestones=(0.3, 0.6, 0.9),
         gamma=0.1,
-        image_size=224,
-        resize_size=256,
+        image_size=224,  # eval: resize to 256 (the 224/256 ratio kept for other sizes), center crop
         augment="rrc-flip",
     ),
     # MobileNetV2: batch 96, SGD 0.045, wd 4e-5, ×0.98 every epoch for 400 epochs.
@@ -126,15 +133,17 @@ RECIPES: dict[str, Recipe] = {
         schedule="exp",
         gamma=0.98,
         ref_epochs=400,
-        image_size=224,
-        resize_size=256,
+        image_size=224,  # eval: resize to 256 (the 224/256 ratio kept for other sizes), center crop
         augment="rrc-flip",
     ),
-    # Ours: a few epochs on 32×32 images. Nesterov SGD with a short warm-up and a cosine decay converges
-    # in a handful of epochs; light augmentation (pad-and-crop, flip where the data allows it).
+    # Ours: a few epochs on 32×32 images on a CPU. Nesterov SGD with a short warm-up and a cosine decay.
+    # Measured on mnist5k with resnet18 (16 steps of 64): the CIFAR-usual lr 0.1 per 128 diverges in
+    # the first steps (loss 2.4 -> 6.3), 0.04 per 128 does not; and augmentation does not pay off in
+    # runs this short (val top-1 82% without, 62% with 1-pixel random crops), so it is off: pass
+    # augment="crop-flip" for longer runs.
     "small": Recipe(
         name="small",
-        lr_base=0.1,
+        lr_base=0.04,
         lr_base_batch=128,
         nesterov=True,
         weight_decay=5e-4,
@@ -143,7 +152,7 @@ RECIPES: dict[str, Recipe] = {
         schedule="cosine",
         warmup_epochs=0.2,
         image_size=32,
-        augment="crop-flip",
+        augment="none",
         precision="32",
     ),
 }

@@ -32,17 +32,20 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 
 from scsa.engine.data import ImageDataModule
-from scsa.engine.io import AtomicCheckpointIO, write_csv, write_json
+from scsa.engine.io import AtomicCheckpointIO, write_csv, write_json, write_text
 from scsa.engine.module import ImageClassifier
 from scsa.engine.plots import plot_curves
+from scsa.engine.precise_bn import PreciseBN
 from scsa.engine.recipes import Recipe, get_recipe
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+CHECKPOINTS = ("best+last", "last", "none")
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +55,9 @@ class TrainConfig:
 
     ``stem=None`` picks ``"cifar"`` for images of at most 64 pixels and ``"imagenet"`` above.
     ``resume``: a checkpoint path, or ``"last"`` for ``out_dir/checkpoints/last.ckpt``.
+    ``checkpoints``: which to keep: ``"best+last"``, ``"last"`` or ``"none"`` (a resnet18 checkpoint with
+    its optimizer state is 90 MB). ``precise_bn``: recompute BatchNorm statistics over this many train
+    batches before each validation (0: off; see :mod:`scsa.engine.precise_bn`), for short runs.
     """
 
     data: str = "mnist5k"
@@ -76,6 +82,8 @@ class TrainConfig:
     num_workers: int | None = None
     resume: str | None = None
     skip_bad_images: bool = False
+    checkpoints: str = "best+last"
+    precise_bn: int = 0
     limit_train_batches: int | float = 1.0
     limit_val_batches: int | float = 1.0
     progress: bool = True
@@ -92,6 +100,7 @@ class TrainResult:
     final_top5: float
     best_epoch: int
     epochs: int
+    num_classes: int
     wall_time_s: float
     history: list[dict[str, float]]
     skipped_images: list[str]
@@ -117,11 +126,13 @@ class _RunFiles(Callback):
 
 def resolve_precision(precision: str | None, recipe: Recipe, accelerator: str) -> str:
     """The recipe's precision unless given; mixed float16 only where CUDA is (CPUs run float32)."""
+    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     if precision is not None:
         if str(precision) not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if str(precision) == "16-mixed" and not on_gpu:
+            raise ValueError("precision='16-mixed' needs a CUDA GPU; on a CPU use 'bf16-mixed' or '32'")
         return str(precision)
-    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     return recipe.precision if on_gpu or recipe.precision != "16-mixed" else "32"
 
 
@@ -166,8 +177,9 @@ def train(
     start = time.perf_counter()
     recipe = get_recipe(cfg.recipe, **cfg.overrides)
     out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = _resume_path(cfg.resume, out_dir)
+    if cfg.checkpoints not in CHECKPOINTS:
+        raise ValueError(f"checkpoints must be one of {CHECKPOINTS}, got {cfg.checkpoints!r}")
     precision = resolve_precision(cfg.precision, recipe, cfg.accelerator)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -178,6 +190,7 @@ def train(
         num_workers=cfg.num_workers,
         skip_bad_images=cfg.skip_bad_images,
     )
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once the configuration and the data are checked
     spec = None
     if model is None:
         model, spec = build_model(cfg, dm.num_classes, recipe.image_size)
@@ -191,35 +204,45 @@ def train(
         "data": cfg.data,
         "transform": {
             "image_size": recipe.image_size,
-            "resize_size": recipe.eval_resize() if cfg.data != "mnist5k" else recipe.image_size,
+            "resize_size": dm.transform(train=False).resize_size,
             "mean": list(dm.mean),
             "std": list(dm.std),
         },
         "recipe": dataclasses.asdict(recipe),
         "seed": cfg.seed,
     }
-    dm.setup("fit")  # here, not in the workers: the bad-image scan runs once and its count is ours
-    if dm.skipped:
-        log.warning("left out %d unreadable image(s); list in %s", len(dm.skipped), out_dir / "skipped_images.txt")
-        (out_dir / "skipped_images.txt").write_text("\n".join(dm.skipped) + "\n")
-    if ckpt_path is None:  # a fresh run must not report a previous run's rows
+    # Under torchrun or SLURM every process runs this function; only global rank 0 writes files.
+    # (Lightning reads the rank from the launcher's environment at import.)
+    is_zero = rank_zero_only.rank == 0
+    if ckpt_path is None and is_zero:  # a fresh run must not report a previous run's rows
         for name in ("metrics.csv", "metrics.json", "summary.json", "curves.png", "skipped_images.txt"):
-            if name != "skipped_images.txt" or not dm.skipped:
-                (out_dir / name).unlink(missing_ok=True)
+            (out_dir / name).unlink(missing_ok=True)
+    dm.setup("fit")  # here, not in spawned workers: the bad-image scan runs once and its count is ours
+    if dm.skipped and is_zero:
+        skipped_file = write_text(out_dir / "skipped_images.txt", "\n".join(dm.skipped) + "\n")
+        log.warning("left out %d unreadable image(s); list in %s", len(dm.skipped), skipped_file)
     module = ImageClassifier(
         model, recipe, dm.num_classes, seed=cfg.seed, channels_last=cfg.channels_last, info=info
     )
-    write_json(out_dir / "config.json", {"config": dataclasses.asdict(cfg), **info, "precision": precision})
+    if is_zero:
+        config = {"config": dataclasses.asdict(cfg), **info, "precision": precision}
+        write_json(out_dir / "config.json", config)
 
-    checkpoint = ModelCheckpoint(
+    # Two callbacks: Lightning 2.6's save_last=True rewrites last.ckpt only in epochs that also
+    # improved the best one, so "last" would go stale whenever the metric does not improve.
+    best_ckpt = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
         filename="best",
         monitor="val/top1",
         mode="max",
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
     )
+    last_ckpt = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False
+    )
+    saving = {"best+last": [best_ckpt, last_ckpt], "last": [last_ckpt], "none": []}[cfg.checkpoints]
+    extra = [PreciseBN(cfg.precise_bn)] if cfg.precise_bn else []
     title = f"{cfg.model} + {cfg.attention} on {Path(cfg.data).name}" if spec else Path(cfg.data).name
     trainer = L.Trainer(
         accelerator=cfg.accelerator,
@@ -229,7 +252,8 @@ def train(
         precision=precision,
         max_epochs=recipe.epochs,
         deterministic=cfg.deterministic,
-        callbacks=[_RunFiles(out_dir, title), checkpoint, *callbacks],
+        callbacks=[*extra, _RunFiles(out_dir, title), *saving, *callbacks],
+        enable_checkpointing=bool(saving),
         plugins=[AtomicCheckpointIO()],
         logger=False,
         default_root_dir=out_dir,
@@ -246,10 +270,12 @@ def train(
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    return _result(out_dir, module, dm.skipped, time.perf_counter() - start)
+    return _result(out_dir, module, dm.skipped, time.perf_counter() - start, trainer.is_global_zero)
 
 
-def _result(out_dir: Path, module: ImageClassifier, skipped: list[str], wall: float) -> TrainResult:
+def _result(
+    out_dir: Path, module: ImageClassifier, skipped: list[str], wall: float, is_zero: bool
+) -> TrainResult:
     history = module.history
     metrics_file = out_dir / "metrics.json"
     if not history and metrics_file.exists():  # under ddp_spawn the history lives in rank 0's process
@@ -266,6 +292,7 @@ def _result(out_dir: Path, module: ImageClassifier, skipped: list[str], wall: fl
         final_top5=last["val_top5"],
         best_epoch=int(best["epoch"]),
         epochs=int(last["epoch"]),
+        num_classes=module.num_classes,
         wall_time_s=wall,
         history=history,
         skipped_images=skipped,
@@ -274,5 +301,6 @@ def _result(out_dir: Path, module: ImageClassifier, skipped: list[str], wall: fl
     summary = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
     del summary["history"], summary["model"], summary["skipped_images"]
     summary.update(out_dir=str(out_dir), skipped_images=len(skipped))
-    write_json(out_dir / "summary.json", summary)
+    if is_zero:
+        write_json(out_dir / "summary.json", summary)
     return result

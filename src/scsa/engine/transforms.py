@@ -57,8 +57,8 @@ class ImageTransform:
     """Train or eval preprocessing of one image (PIL or ``uint8`` CHW tensor) to a normalised float tensor.
 
     ``augment``: ``"rrc-flip"`` (RandomResizedCrop + horizontal flip, the SCSA paper's ImageNet train
-    transform, Si et al., https://arxiv.org/abs/2407.05128), ``"crop-flip"`` (resize, pad by 1/8 and
-    random-crop, flip; for small images), ``"none"``; eval always resizes the short side to
+    transform, Si et al., https://arxiv.org/abs/2407.05128), ``"crop-flip"`` (resize, pad by ``crop_padding``
+    of the size and random-crop, flip; for small images), ``"none"``; eval always resizes the short side to
     ``resize_size`` and center-crops ``image_size``. ``flip=False`` turns the flip off (digits).
     """
 
@@ -72,12 +72,14 @@ class ImageTransform:
         augment: str = "crop-flip",
         resize_size: int | None = None,
         flip: bool = True,
+        crop_padding: float = 0.125,
     ) -> None:
         self.image_size = image_size
         self.resize_size = resize_size or image_size
         self.train = train
         self.augment = augment if train else "none"
         self.flip = flip
+        self.pad = max(1, round(image_size * crop_padding))
         self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
 
@@ -93,7 +95,7 @@ class ImageTransform:
             x = TF.resized_crop(x, i, j, h, w, [s, s], antialias=True)
         elif self.augment == "crop-flip":
             x = self._resize_center(x, s)
-            pad = max(1, s // 8)
+            pad = self.pad
             i, j = rng.randint(0, 2 * pad), rng.randint(0, 2 * pad)
             x = F.pad(x, (pad, pad, pad, pad))[..., i : i + s, j : j + s]
         else:
