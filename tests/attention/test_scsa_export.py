@@ -122,3 +122,12 @@ def test_onnx_export_rejects_old_opset(tmp_path):
 
     with pytest.raises(ValueError, match="opset must be >= 17, got 13"):
         export_onnx(SCSA(8), tmp_path / "x.onnx", input_size=(1, 8, 7, 7), opset=13)
+
+
+def test_torch_jit_trace_matches_eager():
+    block = _block(down_sample_mode="recombination", window_size=3)
+    x = torch.randn(2, 16, 12, 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(block, x)
+    torch.testing.assert_close(traced(x), block(x), rtol=1e-5, atol=1e-6)
