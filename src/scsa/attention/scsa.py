@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scsa.attention import _scsa_fast
+from scsa.attention._layers import check_input
 
 __all__ = ["PCSA", "SCSA", "SMSA"]
 
@@ -121,13 +122,6 @@ def shrink_window(window: int, size: int) -> int:
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return min(window, size)  # tracing records sizes as constants anyway
     return torch.sym_min(window, size)
-
-
-def check_input(x: torch.Tensor, dim: int, name: str) -> None:
-    if x.dim() != 4 or x.shape[1] != dim:
-        raise ValueError(
-            name + " expects input of shape (B, " + str(dim) + ", H, W), got " + str(list(x.shape))
-        )
 
 
 def dw_conv(t: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
