@@ -39,12 +39,6 @@ def check_stem(stem: str) -> str:
     return stem
 
 
-def check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
-    return value
-
-
 def check_drop_rate(drop_rate: float) -> float:
     if not 0.0 <= float(drop_rate) < 1.0:
         raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate!r}")

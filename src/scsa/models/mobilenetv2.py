@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from scsa.attention._layers import check_int
 from scsa.models._common import (
     AttentionSpec,
     check_drop_rate,
-    check_int,
     check_position,
     check_stem,
     init_backbone_,

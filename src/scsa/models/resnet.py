@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scsa.attention._layers import check_int
 from scsa.attention.identity import NoAttention
 from scsa.models._common import (
     AttentionSpec,
     check_drop_rate,
-    check_int,
     check_position,
     check_stem,
     init_backbone_,
