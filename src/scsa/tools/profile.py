@@ -39,6 +39,8 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from scsa.attention._layers import check_int
+
 __all__ = [
     "check_report_path",
     "count_flops",
@@ -59,11 +61,6 @@ REPORT_SUFFIXES = (".md", ".csv", ".json")
 
 # ----------------------------------------------------------------------------------------------
 # helpers
-
-
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
@@ -159,7 +156,7 @@ def count_flops(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) 
     if len(size) < 2:
         raise ValueError(f"input_size must be (batch, channels, ...), got input_size={input_size!r}")
     for i, s in enumerate(size):
-        _check_int(f"input_size[{i}]", s, 1)
+        check_int(f"input_size[{i}]", s, 1)
     try:
         total = _flop_total(model, size, shapes_only=True)
     except (RuntimeError, NotImplementedError) as e:  # fake-tensor errors derive from RuntimeError
@@ -190,10 +187,10 @@ def measure_throughput(
     synchronised before starting and after stopping the timer. When ``model`` must move to ``device``
     (or to channels-last) a copy moves; the caller's model and its train/eval flags are left as they were.
     """
-    _check_int("batch_size", batch_size, 1)
-    _check_int("image_size", image_size, 1)
-    _check_int("warmup", warmup, 0)
-    _check_int("iters", iters, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("image_size", image_size, 1)
+    check_int("warmup", warmup, 0)
+    check_int("iters", iters, 1)
     dev = _resolve_device(device)
     net = _placed(model, dev, channels_last)
     _, dtype = _float_dtype(net)
@@ -267,10 +264,10 @@ def measure_train_step(
       overhead, and counts all gradients and all saved activations together although backward frees the
       latter as it makes the former; it is meant for comparing blocks, not for sizing a machine.
     """
-    _check_int("batch_size", batch_size, 1)
-    _check_int("image_size", image_size, 1)
-    _check_int("steps", steps, 1)
-    _check_int("warmup", warmup, 0)
+    check_int("batch_size", batch_size, 1)
+    check_int("image_size", image_size, 1)
+    check_int("steps", steps, 1)
+    check_int("warmup", warmup, 0)
     dev = _resolve_device(device)
     before = torch.cuda.memory_allocated(dev) if dev.type == "cuda" else 0
     # Always a copy: the steps change weights and batch-norm statistics.
@@ -422,9 +419,9 @@ def profile_attentions(
     from tqdm.auto import tqdm
 
     names = resolve_attentions(attentions)
-    _check_int("image_size", image_size, 1)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("in_chans", in_chans, 1)
+    check_int("image_size", image_size, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("in_chans", in_chans, 1)
     dev = _resolve_device(device)
     per_block = dict(attention_kwargs or {})
     extra = sorted(set(per_block) - set(names))
