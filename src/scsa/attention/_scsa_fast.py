@@ -26,6 +26,7 @@ Same numbers, less work, by exact algebra only:
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,7 @@ from torch import nn
 # the plain module imports this one; its shared helpers are looked up when first called
 from scsa.attention import scsa as _plain
 
-__all__ = ["fast_path_reason", "scsa_forward", "use_fast_path"]
+__all__ = ["fast_path_reason", "output_recompute", "scsa_forward", "use_fast_path"]
 
 # Verified on CPU only so far; CUDA keeps the plain path until the fast one is checked on a GPU.
 _FAST_DEVICES = ("cpu",)
@@ -44,6 +45,20 @@ _ROWS_MIN_SIDE = 16
 _GEMM_MEANS_MAX_AREA = 256
 _PCSA_PREFIXES = ("norm.", "q.", "k.", "v.")
 _is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
+
+
+def _load_native():
+    """The optional C module of fused passes (built by setup.py), or None; ``SCSA_NATIVE=0`` turns it off."""
+    if os.environ.get("SCSA_NATIVE", "1") == "0":
+        return None
+    try:
+        from scsa.attention import _native
+    except ImportError:  # installed without a C compiler: the same passes run as PyTorch ops
+        return None
+    return _native
+
+
+_native = _load_native()
 
 
 def fast_path_reason(x: torch.Tensor) -> str | None:
@@ -79,8 +94,23 @@ def scsa_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             names, params = zip(*block.named_parameters())
             if x.requires_grad or any(p.requires_grad for p in params):
-                return _SCSAFunction.apply(x, block, names, *params)
+                out = _SCSAFunction.apply(x, block, names, *params)
+                out.grad_fn.out_version = out._version  # see output_recompute
+                return out
         return _forward_no_grad(block, x)
+
+
+def output_recompute(t: torch.Tensor):
+    """A zero-argument function that recomputes ``t`` bit for bit from the block's input and small
+    gates, when ``t`` is an unmodified training output of the fast path; else ``None``.
+
+    A layer that saves SCSA's output for its backward (the 1×1 conv after it) can keep this
+    function instead of the full-size tensor (:func:`scsa.attention.recompute.attention_outputs_recomputed`).
+    """
+    fn = t.grad_fn
+    if type(fn) is not _SCSAFunction._backward_cls or getattr(fn, "out_version", None) != t._version:
+        return None
+    return fn.recompute
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,6 +261,22 @@ def _channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
 # the full-size map
 
 
+def _native_route(block: nn.Module, x: torch.Tensor) -> bool:
+    """Average (or global) pooling of a contiguous float32/float64 map: the C passes of ``_native``."""
+    return (
+        _native is not None
+        and (block.window_size == -1 or not (block.max_pool or block.recombine))
+        and x.dtype in (torch.float32, torch.float64)
+        and x.is_contiguous()
+    )
+
+
+def _route(block: nn.Module, x: torch.Tensor) -> str:
+    if _native_route(block, x):
+        return "native"
+    return "rows" if _rows_route(block, x) else "generic"
+
+
 def _rows_route(block: nn.Module, x: torch.Tensor) -> bool:
     """Average pooling of a large NCHW float map: pool with matmuls over the rows of each channel."""
     return (
@@ -287,23 +333,141 @@ def _pool(block: nn.Module, x_s: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x_s, (kh, kw), (kh, kw))
 
 
+# ----------------------------------------------------------------------------------------------
+# the C passes (``_native``): contiguous (b·c, h, w) planes, gates as (b·c, l) rows
+
+
+def _rows_of(t: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """A gate (b, c, l) with unit stride along l and one stride between planes, and that stride."""
+    if t.stride(2) != 1 or t.stride(0) != t.shape[1] * t.stride(1):
+        t = t.contiguous()
+    return t, t.stride(1)
+
+
+def _kernel_windows(block: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    return _window(block.window_size, x.shape[2]), _window(block.window_size, x.shape[3])
+
+
+def _native_means(x: torch.Tensor, gap: int) -> torch.Tensor:
+    """:func:`_axis_means` in one pass over x: (b, c, h + gap + w)."""
+    b, c, h, w = x.shape
+    means = x.new_empty(b, c, h + gap + w)
+    means[:, :, h : h + gap].zero_()
+    row = means.shape[2]
+    _native.means(
+        x.dtype == torch.float64, x.data_ptr(), b * c, h, w,
+        means.data_ptr(), row, means[:, :, h + gap :].data_ptr(), row,
+    )  # fmt: skip
+    return means
+
+
+def _native_pool(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """Average pooling (kh × kw windows, floor mode) of x * a_h ⊗ a_w without forming it."""
+    b, c, h, w = x.shape
+    (a_h, sh), (a_w, sw) = _rows_of(a_h), _rows_of(a_w)
+    y = x.new_empty(b, c, h // kh, w // kw)
+    _native.pool(
+        x.dtype == torch.float64, x.data_ptr(), b * c, h, w,
+        a_h.data_ptr(), sh, a_w.data_ptr(), sw, kh, kw, y.data_ptr(),
+    )  # fmt: skip
+    return y
+
+
+def _native_gate(x: torch.Tensor, u: torch.Tensor, a_w: torch.Tensor) -> torch.Tensor:
+    """``x * u ⊗ a_w`` in one pass."""
+    b, c, h, w = x.shape
+    (u, su), (a_w, sw) = _rows_of(u), _rows_of(a_w)
+    out = torch.empty_like(x)
+    _native.gate(
+        x.dtype == torch.float64, x.data_ptr(), b * c, h, w,
+        u.data_ptr(), su, a_w.data_ptr(), sw, out.data_ptr(),
+    )  # fmt: skip
+    return out
+
+
+def _native_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward):
+    """The gradient of x in two passes: one reads G and x for every reduction the small graphs need,
+    the other writes dx = G (a_h g) ⊗ a_w + (a_h ⊗ a_w) · upsample(dy) + dx_h/W ⊕ dx_w/H."""
+    b, c, h, w = x.shape
+    kh, kw = ctx.windows
+    f64 = x.dtype == torch.float64
+    grad = grad.contiguous()
+    (ah, sh), (aw, sw) = _rows_of(ah), _rows_of(aw)
+    th, tw = x.new_empty(b, c, h), x.new_empty(b, c, w)
+    q, r = x.new_empty(b, c, h, w // kw), x.new_empty(b, c, h // kh, w)  # the windows' partial sums
+    _native.reduce(
+        f64, grad.data_ptr(), x.data_ptr(), b * c, h, w, ah.data_ptr(), sh, aw.data_ptr(), sw,
+        kh, kw, th.data_ptr(), tw.data_ptr(), q.data_ptr(), r.data_ptr(),
+    )  # fmt: skip
+    dy, da_h, da_w = pcsa_backward(th, tw)
+    dy = dy.to(x.dtype).contiguous()
+    share_h, share_w = x.new_empty(b, c, h), x.new_empty(b, c, w)  # the pooling's share
+    _native.share(
+        f64, q.data_ptr(), r.data_ptr(), dy.data_ptr(), b * c, h, w, kh, kw,
+        share_h.data_ptr(), share_w.data_ptr(),
+    )  # fmt: skip
+    dx_h, dx_w = smsa_backward(da_h + share_h, da_w + share_w)
+    if not ctx.needs_input_grad[0]:
+        return None
+    u = ah * gx.unsqueeze(-1)
+    ch, cw = (dx_h / w).contiguous(), (dx_w / h).contiguous()
+    dx = torch.empty_like(grad)
+    _native.dx(
+        f64, grad.data_ptr(), b * c, h, w, u.data_ptr(), h, ah.data_ptr(), sh, aw.data_ptr(), sw,
+        dy.data_ptr(), kh, kw, ch.data_ptr(), cw.data_ptr(), dx.data_ptr(),
+    )  # fmt: skip
+    return dx
+
+
+# ----------------------------------------------------------------------------------------------
+# forward
+
+
+def _gated(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+    """``x * (a_h g) ⊗ a_w``; with ``g=None`` the SMSA output ``x * a_h ⊗ a_w`` (x_s) in x's memory format."""
+    if g is None:
+        out = x * a_h.to(x.dtype).unsqueeze(-1)
+    else:
+        out = x * (a_h * g.unsqueeze(-1)).to(x.dtype).unsqueeze(-1)
+    return out.mul_(a_w.to(x.dtype).unsqueeze(-2))
+
+
+def _recompute_output(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, g: torch.Tensor, route: str):
+    """The output of :func:`_forward_no_grad` again, bit for bit, from x and the three small gates."""
+    with torch.no_grad():
+        if route == "native":
+            return _native_gate(x, a_h * g.unsqueeze(-1), a_w)
+        if route == "rows":
+            return _gated(x, a_h, a_w, g)
+        return _gated(x, a_h, a_w, None).mul_(g.to(x.dtype)[:, :, None, None])
+
+
 def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
-    """The output; with ``keep`` also what the training backward recomputes from: (out, means, y)."""
+    """The output; with ``keep`` also what the training backward recomputes from (means, y) and a
+    zero-argument function that recomputes the output from x and small tensors."""
     dtype = _plain.compute_dtype(x)
-    means = _axis_means(block, x, dtype)  # (b, c, h + p + w)
+    route = _route(block, x)
+    if route == "native":
+        means = _native_means(x, max(block.group_kernel_sizes) // 2)
+    else:
+        means = _axis_means(block, x, dtype)  # (b, c, h + p + w)
     a_h, a_w = _axis_gates(block, means, x.shape[2])
-    if _rows_route(block, x):
+    if route == "native":
+        y = _native_pool(x, a_h, a_w, *_kernel_windows(block, x))
+        g = _channel_gate(block, y)
+        out = _native_gate(x, a_h * g.unsqueeze(-1), a_w)
+    elif route == "rows":
         y = _rows_pool(x, a_h, a_w, block.window_size)
         g = _channel_gate(block, y)
-        out = x * (a_h * g.unsqueeze(-1)).unsqueeze(-1)
-        out.mul_(a_w.unsqueeze(-2))
+        out = _gated(x, a_h, a_w, g)
     else:
-        out = x * a_h.to(x.dtype).unsqueeze(-1)  # x_s, in x's memory format
-        out.mul_(a_w.to(x.dtype).unsqueeze(-2))
+        out = _gated(x, a_h, a_w, None)  # x_s
         y = _pool(block, out).to(dtype)
         g = _channel_gate(block, y)
         out.mul_(g.to(x.dtype)[:, :, None, None])
-    return (out, means, y) if keep else out
+    if not keep:
+        return out
+    return out, means, y, functools.partial(_recompute_output, x, a_h, a_w, g, route)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -324,9 +488,11 @@ class _SCSAFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, block: nn.Module, names: tuple[str, ...], *params: torch.Tensor):
         # the dropout mask is a draw of the RNG: keep its state to redraw the same one in backward
         ctx.rng = _rng_state(x.device) if block.training and block.attn_drop.p > 0.0 else None
-        ctx.block, ctx.rows, ctx.names, ctx.params = block, _rows_route(block, x), names, params
-        out, means, y = _forward_no_grad(block, x, keep=True)
+        ctx.block, ctx.route, ctx.names, ctx.params = block, _route(block, x), names, params
+        ctx.windows = _kernel_windows(block, x)
+        out, means, y, recompute = _forward_no_grad(block, x, keep=True)
         ctx.save_for_backward(x, means, y)
+        ctx.recompute = recompute
         return out
 
     @staticmethod
@@ -366,7 +532,9 @@ class _SCSAFunction(torch.autograd.Function):
             d_means = res[0].to(x.dtype)
             return d_means[:, :, : x.shape[2]], d_means[:, :, d_means.shape[2] - x.shape[3] :]
 
-        if ctx.rows:
+        if ctx.route == "native":
+            dx = _native_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward)
+        elif ctx.route == "rows":
             dx = _rows_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward)
         else:
             dx = _generic_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward, down, grads)

@@ -1,0 +1,309 @@
+/*
+ * Fused full-size passes of SCSA's fast path (Si et al., arXiv 2407.05128) on the CPU.
+ *
+ * scsa/attention/_scsa_fast.py keeps every small computation (the gates, the channel attention)
+ * in PyTorch and calls these loops for the passes over the (B, C, H, W) map, which PyTorch would
+ * spend several kernels on (broadcasts along a short last axis are slow there). Each function
+ * works on P = B * C contiguous H x W planes of float32 or float64, one plane per OpenMP
+ * iteration, so the result does not depend on the thread count. The gates are given per plane
+ * with a row stride, so they may be slices of a larger buffer.
+ *
+ * Forward (x_s = x * a_h ⊗ a_w, average pooling with floor-mode windows kh x kw):
+ *   means     x -> mean over W (P, H) and mean over H (P, W)
+ *   pool      x, a_h, a_w -> y = avgpool(x_s)                   (P, H/kh, W/kw)
+ *   gate      x, u, a_w -> x * u ⊗ a_w                           (P, H, W)
+ * Backward, for out = x * (a_h g) ⊗ a_w with G = dL/dout and dy = dL/dy:
+ *   reduce    G, x -> Σ_w G x a_w (P, H), Σ_h G x a_h (P, W), and the window sums
+ *                    Q = Σ_{j in window} x a_w / (kh kw) (P, H, W/kw) and
+ *                    R = Σ_{i in window} x a_h / (kh kw) (P, H/kh, W)
+ *   share     Q, R, dy -> the pooling's share of dL/da_h (P, H) and dL/da_w (P, W)
+ *   dx        G, dy -> G (a_h g) ⊗ a_w + (a_h ⊗ a_w) · upsample(dy) / (kh kw) + c_h ⊕ c_w
+ *
+ * Built by setup.py as the optional module scsa.attention._native: without it the fast path runs
+ * the same passes as PyTorch ops. Linked against libgomp, it shares PyTorch's OpenMP runtime (the
+ * one already loaded under that soname), so torch.set_num_threads applies to it too.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+typedef Py_ssize_t idx;
+
+/* Work below this many elements runs on one thread: waking the others costs more. */
+#define PARALLEL_MIN 32768
+
+#define DEFINE_KERNELS(T, SUF)                                                                     \
+    MULTIVERSION static void plane_means_##SUF(const T *x, idx h, idx w, T *oh, T *ow) {           \
+        for (idx j = 0; j < w; ++j) ow[j] = 0;                                                     \
+        for (idx i = 0; i < h; ++i) {                                                              \
+            const T *row = x + i * w;                                                              \
+            T s = 0;                                                                               \
+            for (idx j = 0; j < w; ++j) {                                                          \
+                s += row[j];                                                                       \
+                ow[j] += row[j];                                                                   \
+            }                                                                                      \
+            oh[i] = s / (T)w;                                                                      \
+        }                                                                                          \
+        for (idx j = 0; j < w; ++j) ow[j] /= (T)h;                                                 \
+    }                                                                                              \
+                                                                                                   \
+    MULTIVERSION static void plane_pool_##SUF(const T *x, idx h, idx w, const T *a, const T *b,    \
+                                              idx kh, idx kw, T *y, T *acc) {                      \
+        idx hp = h / kh, wp = w / kw, wc = wp * kw;                                                \
+        T inv = (T)1 / (T)(kh * kw);                                                               \
+        for (idx i2 = 0; i2 < hp; ++i2) {                                                          \
+            for (idx j = 0; j < wc; ++j) acc[j] = 0;                                               \
+            for (idx i = i2 * kh; i < i2 * kh + kh; ++i) {                                         \
+                const T *row = x + i * w;                                                          \
+                T r = a[i];                                                                        \
+                for (idx j = 0; j < wc; ++j) acc[j] += r * (row[j] * b[j]);                        \
+            }                                                                                      \
+            for (idx j2 = 0; j2 < wp; ++j2) {                                                      \
+                T s = 0;                                                                           \
+                for (idx j = j2 * kw; j < j2 * kw + kw; ++j) s += acc[j];                          \
+                y[i2 * wp + j2] = s * inv;                                                         \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    MULTIVERSION static void plane_gate_##SUF(const T *x, idx h, idx w, const T *u, const T *b,    \
+                                              T *out) {                                            \
+        for (idx i = 0; i < h; ++i) {                                                              \
+            const T *row = x + i * w;                                                              \
+            T *orow = out + i * w;                                                                 \
+            T r = u[i];                                                                            \
+            for (idx j = 0; j < w; ++j) orow[j] = row[j] * r * b[j];                               \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    MULTIVERSION static void plane_reduce_##SUF(const T *g, const T *x, idx h, idx w, const T *a,  \
+                                                const T *b, idx kh, idx kw, T *th, T *tw, T *q,    \
+                                                T *r) {                                            \
+        idx hp = h / kh, wp = w / kw, wc = wp * kw;                                                \
+        T inv = (T)1 / (T)(kh * kw);                                                               \
+        for (idx j = 0; j < w; ++j) tw[j] = 0;                                                     \
+        for (idx j = 0; j < hp * w; ++j) r[j] = 0;                                                 \
+        for (idx i = 0; i < h; ++i) {                                                              \
+            const T *grow = g + i * w, *xrow = x + i * w;                                          \
+            T ai = a[i], s = 0;                                                                    \
+            for (idx j = 0; j < w; ++j) {                                                          \
+                T gx = grow[j] * xrow[j];                                                          \
+                s += gx * b[j];                                                                    \
+                tw[j] += gx * ai;                                                                  \
+            }                                                                                      \
+            th[i] = s;                                                                             \
+            T *qrow = q + i * wp;                                                                  \
+            if (i >= hp * kh) {                                                                    \
+                for (idx j2 = 0; j2 < wp; ++j2) qrow[j2] = 0;                                      \
+                continue;                                                                          \
+            }                                                                                      \
+            for (idx j2 = 0; j2 < wp; ++j2) {                                                      \
+                T t = 0;                                                                           \
+                for (idx j = j2 * kw; j < j2 * kw + kw; ++j) t += xrow[j] * b[j];                  \
+                qrow[j2] = t * inv;                                                                \
+            }                                                                                      \
+            T *rrow = r + (i / kh) * w, ain = ai * inv;                                            \
+            for (idx j = 0; j < wc; ++j) rrow[j] += xrow[j] * ain;                                 \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    MULTIVERSION static void plane_share_##SUF(const T *q, const T *r, const T *dy, idx h, idx w,  \
+                                               idx kh, idx kw, T *dah, T *daw) {                   \
+        idx hp = h / kh, wp = w / kw;                                                              \
+        for (idx i = 0; i < h; ++i) {                                                              \
+            T s = 0;                                                                               \
+            if (i < hp * kh) {                                                                     \
+                const T *dyrow = dy + (i / kh) * wp, *qrow = q + i * wp;                           \
+                for (idx j2 = 0; j2 < wp; ++j2) s += qrow[j2] * dyrow[j2];                         \
+            }                                                                                      \
+            dah[i] = s;                                                                            \
+        }                                                                                          \
+        for (idx j = 0; j < w; ++j) daw[j] = 0;                                                    \
+        for (idx i2 = 0; i2 < hp; ++i2) {                                                          \
+            const T *dyrow = dy + i2 * wp, *rrow = r + i2 * w;                                     \
+            for (idx j = 0; j < wp * kw; ++j) daw[j] += rrow[j] * dyrow[j / kw];                   \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    MULTIVERSION static void plane_dx_##SUF(const T *g, idx h, idx w, const T *u, const T *a,      \
+                                            const T *b, const T *dy, idx kh, idx kw, const T *ch,  \
+                                            const T *cw, T *out, T *up) {                          \
+        idx hp = h / kh, wp = w / kw, wc = wp * kw;                                                \
+        T inv = (T)1 / (T)(kh * kw);                                                               \
+        for (idx i = 0; i < h; ++i) {                                                              \
+            const T *grow = g + i * w;                                                             \
+            T *orow = out + i * w;                                                                 \
+            T ui = u[i], ci = ch[i];                                                               \
+            if (i >= hp * kh) { /* rows the floor-mode windows leave out */                        \
+                for (idx j = 0; j < w; ++j) orow[j] = b[j] * (grow[j] * ui) + (ci + cw[j]);        \
+                continue;                                                                          \
+            }                                                                                      \
+            if (i % kh == 0) { /* dy of this band of rows, upsampled along W */                    \
+                const T *dyrow = dy + (i / kh) * wp;                                               \
+                for (idx j = 0; j < wc; ++j) up[j] = dyrow[j / kw] * inv;                          \
+                for (idx j = wc; j < w; ++j) up[j] = 0;                                            \
+            }                                                                                      \
+            T ai = a[i];                                                                           \
+            for (idx j = 0; j < w; ++j)                                                            \
+                orow[j] = b[j] * (grow[j] * ui + ai * up[j]) + (ci + cw[j]);                       \
+        }                                                                                          \
+    }
+
+DEFINE_KERNELS(float, f32)
+DEFINE_KERNELS(double, f64)
+
+/* Each Python entry point: (is_double, pointers and sizes as integers). The caller (the fast
+ * path) has checked dtypes, contiguity and shapes; these functions trust it. */
+
+#define PTR(T, v) ((T *)(uintptr_t)(v))
+#define FOR_PLANES(n, scratch_len, body)                                                           \
+    Py_BEGIN_ALLOW_THREADS;                                                                        \
+    _Pragma("omp parallel if (n >= PARALLEL_MIN)")                                                 \
+    {                                                                                              \
+        double *scratch = (scratch_len) > 0 ? malloc(sizeof(double) * (scratch_len)) : NULL;      \
+        _Pragma("omp for schedule(static)") for (idx p = 0; p < P; ++p) { body; }                  \
+        free(scratch);                                                                             \
+    }                                                                                              \
+    Py_END_ALLOW_THREADS;
+
+static PyObject *native_means(PyObject *self, PyObject *args) {
+    int dbl;
+    unsigned long long x, oh, ow;
+    idx P, h, w, sh, sw;
+    if (!PyArg_ParseTuple(args, "pKnnnKnKn", &dbl, &x, &P, &h, &w, &oh, &sh, &ow, &sw)) return NULL;
+    idx n = P * h * w;
+    FOR_PLANES(n, 0, {
+        if (dbl)
+            plane_means_f64(PTR(double, x) + p * h * w, h, w, PTR(double, oh) + p * sh,
+                            PTR(double, ow) + p * sw);
+        else
+            plane_means_f32(PTR(float, x) + p * h * w, h, w, PTR(float, oh) + p * sh,
+                            PTR(float, ow) + p * sw);
+    })
+    Py_RETURN_NONE;
+}
+
+static PyObject *native_pool(PyObject *self, PyObject *args) {
+    int dbl;
+    unsigned long long x, a, b, y;
+    idx P, h, w, sa, sb, kh, kw;
+    if (!PyArg_ParseTuple(args, "pKnnnKnKnnnK", &dbl, &x, &P, &h, &w, &a, &sa, &b, &sb, &kh, &kw, &y))
+        return NULL;
+    idx n = P * h * w, ny = (h / kh) * (w / kw);
+    FOR_PLANES(n, w, {
+        if (dbl)
+            plane_pool_f64(PTR(double, x) + p * h * w, h, w, PTR(double, a) + p * sa,
+                           PTR(double, b) + p * sb, kh, kw, PTR(double, y) + p * ny, scratch);
+        else
+            plane_pool_f32(PTR(float, x) + p * h * w, h, w, PTR(float, a) + p * sa,
+                           PTR(float, b) + p * sb, kh, kw, PTR(float, y) + p * ny, (float *)scratch);
+    })
+    Py_RETURN_NONE;
+}
+
+static PyObject *native_gate(PyObject *self, PyObject *args) {
+    int dbl;
+    unsigned long long x, u, b, out;
+    idx P, h, w, su, sb;
+    if (!PyArg_ParseTuple(args, "pKnnnKnKnK", &dbl, &x, &P, &h, &w, &u, &su, &b, &sb, &out)) return NULL;
+    idx n = P * h * w;
+    FOR_PLANES(n, 0, {
+        if (dbl)
+            plane_gate_f64(PTR(double, x) + p * h * w, h, w, PTR(double, u) + p * su,
+                           PTR(double, b) + p * sb, PTR(double, out) + p * h * w);
+        else
+            plane_gate_f32(PTR(float, x) + p * h * w, h, w, PTR(float, u) + p * su,
+                           PTR(float, b) + p * sb, PTR(float, out) + p * h * w);
+    })
+    Py_RETURN_NONE;
+}
+
+static PyObject *native_reduce(PyObject *self, PyObject *args) {
+    int dbl;
+    unsigned long long g, x, a, b, th, tw, q, r;
+    idx P, h, w, sa, sb, kh, kw;
+    if (!PyArg_ParseTuple(args, "pKKnnnKnKnnnKKKK", &dbl, &g, &x, &P, &h, &w, &a, &sa, &b, &sb, &kh,
+                          &kw, &th, &tw, &q, &r))
+        return NULL;
+    idx n = P * h * w, nq = h * (w / kw), nr = (h / kh) * w;
+    FOR_PLANES(n, 0, {
+        idx o = p * h * w;
+        if (dbl)
+            plane_reduce_f64(PTR(double, g) + o, PTR(double, x) + o, h, w, PTR(double, a) + p * sa,
+                             PTR(double, b) + p * sb, kh, kw, PTR(double, th) + p * h,
+                             PTR(double, tw) + p * w, PTR(double, q) + p * nq, PTR(double, r) + p * nr);
+        else
+            plane_reduce_f32(PTR(float, g) + o, PTR(float, x) + o, h, w, PTR(float, a) + p * sa,
+                             PTR(float, b) + p * sb, kh, kw, PTR(float, th) + p * h,
+                             PTR(float, tw) + p * w, PTR(float, q) + p * nq, PTR(float, r) + p * nr);
+    })
+    Py_RETURN_NONE;
+}
+
+static PyObject *native_share(PyObject *self, PyObject *args) {
+    int dbl;
+    unsigned long long q, r, dy, dah, daw;
+    idx P, h, w, kh, kw;
+    if (!PyArg_ParseTuple(args, "pKKKnnnnnKK", &dbl, &q, &r, &dy, &P, &h, &w, &kh, &kw, &dah, &daw))
+        return NULL;
+    idx n = P * h * (w / kw), nq = h * (w / kw), nr = (h / kh) * w, ny = (h / kh) * (w / kw);
+    FOR_PLANES(n, 0, {
+        if (dbl)
+            plane_share_f64(PTR(double, q) + p * nq, PTR(double, r) + p * nr, PTR(double, dy) + p * ny,
+                            h, w, kh, kw, PTR(double, dah) + p * h, PTR(double, daw) + p * w);
+        else
+            plane_share_f32(PTR(float, q) + p * nq, PTR(float, r) + p * nr, PTR(float, dy) + p * ny, h,
+                            w, kh, kw, PTR(float, dah) + p * h, PTR(float, daw) + p * w);
+    })
+    Py_RETURN_NONE;
+}
+
+static PyObject *native_dx(PyObject *self, PyObject *args) {
+    int dbl;
+    unsigned long long g, u, a, b, dy, ch, cw, out;
+    idx P, h, w, su, sa, sb, kh, kw;
+    if (!PyArg_ParseTuple(args, "pKnnnKnKnKnKnnKKK", &dbl, &g, &P, &h, &w, &u, &su, &a, &sa, &b, &sb,
+                          &dy, &kh, &kw, &ch, &cw, &out))
+        return NULL;
+    idx n = P * h * w, ny = (h / kh) * (w / kw);
+    FOR_PLANES(n, w, {
+        idx o = p * h * w;
+        if (dbl)
+            plane_dx_f64(PTR(double, g) + o, h, w, PTR(double, u) + p * su, PTR(double, a) + p * sa,
+                         PTR(double, b) + p * sb, PTR(double, dy) + p * ny, kh, kw,
+                         PTR(double, ch) + p * h, PTR(double, cw) + p * w, PTR(double, out) + o, scratch);
+        else
+            plane_dx_f32(PTR(float, g) + o, h, w, PTR(float, u) + p * su, PTR(float, a) + p * sa,
+                         PTR(float, b) + p * sb, PTR(float, dy) + p * ny, kh, kw, PTR(float, ch) + p * h,
+                         PTR(float, cw) + p * w, PTR(float, out) + o, (float *)scratch);
+    })
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef native_methods[] = {
+    {"means", native_means, METH_VARARGS, "Row and column means of each plane."},
+    {"pool", native_pool, METH_VARARGS, "Average pooling of x * a_h ⊗ a_w."},
+    {"gate", native_gate, METH_VARARGS, "x * u ⊗ a_w."},
+    {"reduce", native_reduce, METH_VARARGS, "The backward's reductions of G and x."},
+    {"share", native_share, METH_VARARGS, "The pooling's share of the gates' gradients."},
+    {"dx", native_dx, METH_VARARGS, "The gradient of x."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT, "_native", "Fused full-size passes of SCSA's fast path (CPU).", -1,
+    native_methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&native_module); }
