@@ -195,10 +195,50 @@ def _axis_gates(block: nn.Module, t: torch.Tensor, h: int) -> tuple[torch.Tensor
     return a_h.sigmoid(), a_w.sigmoid()
 
 
-def _times_column(m: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
-    """``m @ col`` for (…, d, d) and (…, d, 1), computed as ``(colᵀ @ mᵀ)ᵀ``: on CPU a batched
-    matrix-vector product runs several times faster with the big operand on the right."""
-    return (col.transpose(-2, -1) @ m.transpose(-2, -1)).transpose(-2, -1)
+_BOUND_MAX_TOKENS = 16
+_LOG2E = 1.4426950408889634
+
+
+def _exp_scores(q: torch.Tensor, k: torch.Tensor, exact: bool = False) -> torch.Tensor:
+    """``exp(q kᵀ - c)`` (…, d, d) for a per-row shift c at least the row's maximum.
+
+    softmax(q kᵀ) = E / rowsum(E) whatever the shift. By default c is an upper bound of each row's
+    maximum, ``Σ_n max(q_in max_j k_jn, q_in min_j k_jn)``, which costs no pass over the d×d matrix
+    (``baddbmm`` subtracts it while multiplying), and the power is taken as ``2^((q kᵀ - c) log2 e)``,
+    since exp2 costs about half of exp on the CPU. ``exact`` takes the maximum itself and exp: the
+    rounding of the scaled product grows with |q kᵀ|, which is large for long token rows.
+    """
+    q3, k3 = q.flatten(0, -3), k.flatten(0, -3).transpose(1, 2)
+    if exact:
+        s = torch.bmm(q3, k3)
+        s = s.sub_(s.amax(dim=-1, keepdim=True)).exp_()
+    else:
+        c = torch.maximum(q * k.amax(dim=-2, keepdim=True), q * k.amin(dim=-2, keepdim=True)).sum(-1, True)
+        s = torch.baddbmm(c.flatten(0, -3), q3, k3, beta=-_LOG2E, alpha=_LOG2E).exp2_()
+    return s.view(*q.shape[:-1], k.shape[-2])
+
+
+def _times_columns(m: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``m @ cols`` for (…, d, d) and a few columns (…, d, n), computed as ``(colsᵀ @ mᵀ)ᵀ``: on CPU a
+    batched matrix times a thin one runs several times faster with the big operand on the right."""
+    return (cols.transpose(-2, -1) @ m.transpose(-2, -1)).transpose(-2, -1)
+
+
+def _attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``softmax(q kᵀ) @ v`` for one value column: (o, E, rowsum(E)) with E from :func:`_exp_scores`."""
+    v1 = torch.cat((v, torch.ones_like(v)), dim=-1)
+    # the bound is a sum over the n token features: with many of them it overshoots, and its size
+    # enters the rounding of q kᵀ - c, so long token rows subtract the exact maximum
+    for exact in (False, True) if q.shape[-1] <= _BOUND_MAX_TOKENS else (True,):
+        e = _exp_scores(q, k, exact)
+        vo = _times_columns(e, v1)  # (…, d, 2): E v and rowsum(E)
+        den = vo[..., 1:]
+        # a row sum this small means the bound overshot the maximum so far that E lost its precision
+        if exact or bool((den > 2.0**-60).all()):
+            break
+    return vo[..., :1] / den, e, den
 
 
 class _SoftmaxAttention(torch.autograd.Function):
@@ -207,17 +247,18 @@ class _SoftmaxAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        o = _times_column((q @ k.transpose(-2, -1)).softmax(dim=-1), v)
+        o, _, _ = _attend(q, k, v)
         ctx.save_for_backward(q, k, v, o)
         return o
 
     @staticmethod
     def backward(ctx, do: torch.Tensor):
         q, k, v, o = ctx.saved_tensors
-        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)  # (b, heads, d, d)
-        dv = (do.transpose(-2, -1) @ attn).transpose(-2, -1)  # attnᵀ do
+        _, e, den = _attend(q, k, v)  # attn = E / den, (b, heads, d, d)
+        alpha = do / den
+        dv = _times_columns(e.transpose(-2, -1), alpha)  # attnᵀ do
         # softmax backward of d attn = do vᵀ: attn ⊙ (do vᵀ - rowsum(attn ⊙ do vᵀ)) = attn ⊙ do ⊙ (vᵀ - o)
-        dl = attn.mul_(v.transpose(-2, -1) - o).mul_(do)
+        dl = e.mul_(v.transpose(-2, -1) - o).mul_(alpha)
         dq = (k.transpose(-2, -1) @ dl.transpose(-2, -1)).transpose(-2, -1)  # dl @ k
         dk = (q.transpose(-2, -1) @ dl).transpose(-2, -1)  # dlᵀ @ q
         return dq, dk, dv
@@ -250,9 +291,11 @@ def _channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
     elif drop > 0.0:
         # the mask is drawn on the (b, heads, d, d) matrix exactly as nn.Dropout draws it on the plain path
         attn = (_depthwise_affine(y, block.q, heads, scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-        o = _times_column(F.dropout(attn, drop), v)
-    else:
+        o = _times_columns(F.dropout(attn, drop), v)
+    elif torch.is_grad_enabled():
         o = _SoftmaxAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
+    else:
+        o = _attend(_depthwise_affine(y, block.q, heads, scale), k, v)[0]
     g = o.reshape(b, c)
     return g.softmax(dim=1) if block.ca_softmax else g.sigmoid()
 
