@@ -475,8 +475,13 @@ def _gated(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, g: torch.Tenso
     return out.mul_(a_w.to(x.dtype).unsqueeze(-2))
 
 
-def _recompute_output(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, g: torch.Tensor, route: str):
+def _recompute_output(x: torch.Tensor, version: int, a_h, a_w, g, route: str) -> torch.Tensor:
     """The output of :func:`_forward_no_grad` again, bit for bit, from x and the three small gates."""
+    if x._version != version:  # what autograd says of a saved tensor that was overwritten
+        raise RuntimeError(
+            "SCSA's input was modified by an inplace operation after the forward, so its output "
+            f"cannot be recomputed for the backward (version {x._version}, expected {version})"
+        )
     with torch.no_grad():
         if route == "native":
             return _native_gate(x, a_h * g.unsqueeze(-1), a_w)
@@ -510,7 +515,7 @@ def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
         out.mul_(g.to(x.dtype)[:, :, None, None])
     if not keep:
         return out
-    return out, means, y, functools.partial(_recompute_output, x, a_h, a_w, g, route)
+    return out, means, y, functools.partial(_recompute_output, x, x._version, a_h, a_w, g, route)
 
 
 # ----------------------------------------------------------------------------------------------

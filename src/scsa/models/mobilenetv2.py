@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from scsa.attention._layers import check_int
+from scsa.attention.recompute import attention_outputs_recomputed
 from scsa.models._common import (
     AttentionSpec,
     check_drop_rate,
@@ -107,6 +108,15 @@ class InvertedResidual(nn.Module):
         return None if self.attn_path is None else self.get_submodule(self.attn_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # training: the projection saves a recipe for the attention's output, not the tensor
+        # (recompute.py); two ifs, as TorchScript skips only the body of `if not is_scripting()`
+        if not torch.jit.is_scripting():  # noqa: SIM102
+            if self.training and torch.is_grad_enabled() and self.attn_path is not None:
+                with attention_outputs_recomputed():
+                    return self._forward_impl(x)
+        return self._forward_impl(x)
+
+    def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
         if self.use_res_connect:
             return x + self.conv(x)
         return self.conv(x)

@@ -23,6 +23,7 @@ from torch import nn
 
 from scsa.attention._layers import check_int
 from scsa.attention.identity import NoAttention
+from scsa.attention.recompute import attention_outputs_recomputed
 from scsa.models._common import (
     AttentionSpec,
     check_drop_rate,
@@ -78,6 +79,15 @@ class BasicBlock(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # training: conv2 saves a recipe for the attention's output, not the tensor (recompute.py);
+        # two ifs, as TorchScript skips only the body of `if not is_scripting()`
+        if not torch.jit.is_scripting():  # noqa: SIM102
+            if self.training and torch.is_grad_enabled() and not isinstance(self.attn, NoAttention):
+                with attention_outputs_recomputed():
+                    return self._forward_impl(x)
+        return self._forward_impl(x)
+
+    def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
         out = self.conv1(x)
         out = self.bn1(out)
@@ -138,6 +148,15 @@ class Bottleneck(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # training: conv3 saves a recipe for the attention's output, not the tensor (recompute.py);
+        # two ifs, as TorchScript skips only the body of `if not is_scripting()`
+        if not torch.jit.is_scripting():  # noqa: SIM102
+            if self.training and torch.is_grad_enabled() and not isinstance(self.attn, NoAttention):
+                with attention_outputs_recomputed():
+                    return self._forward_impl(x)
+        return self._forward_impl(x)
+
+    def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
         out = self.conv1(x)
         out = self.bn1(out)
