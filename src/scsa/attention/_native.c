@@ -26,7 +26,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -49,7 +51,7 @@ typedef Py_ssize_t idx;
         for (idx i = 0; i < h; ++i) {                                                              \
             const T *row = x + i * w;                                                              \
             T s = 0;                                                                               \
-            for (idx j = 0; j < w; ++j) {                                                          \
+            _Pragma("omp simd reduction(+ : s)") for (idx j = 0; j < w; ++j) {                     \
                 s += row[j];                                                                       \
                 ow[j] += row[j];                                                                   \
             }                                                                                      \
@@ -97,7 +99,7 @@ typedef Py_ssize_t idx;
         for (idx i = 0; i < h; ++i) {                                                              \
             const T *grow = g + i * w, *xrow = x + i * w;                                          \
             T ai = a[i], s = 0;                                                                    \
-            for (idx j = 0; j < w; ++j) {                                                          \
+            _Pragma("omp simd reduction(+ : s)") for (idx j = 0; j < w; ++j) {                     \
                 T gx = grow[j] * xrow[j];                                                          \
                 s += gx * b[j];                                                                    \
                 tw[j] += gx * ai;                                                                  \
@@ -163,13 +165,116 @@ typedef Py_ssize_t idx;
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
 
+/* exp(x) for x <= 0 (softmax arguments after subtracting the row maximum), to about 1 ulp:
+ * Cody-Waite reduction by ln 2 and a degree-5 polynomial (the coefficients of Cephes' expf),
+ * written without branches or calls so that the loops around it vectorise. Below -87 it returns
+ * exp(-87) ~ 1.6e-38 instead of a subnormal: nothing next to the row's maximum term of 1. */
+static inline float exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    x = x - n * 0.693359375f;
+    x = x - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * x + 1.3981999507e-3f;
+    p = p * x + 8.3334519073e-3f;
+    p = p * x + 4.1665795894e-2f;
+    p = p * x + 1.6666665459e-1f;
+    p = p * x + 5.0000001201e-1f;
+    p = p * (x * x) + x + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline double exp_nonpositive_f64(double x) { return exp(x); }
+
+/* The channel attention of PCSA for one value column: o_i = Σ_j softmax_j(q_i · k_j) v_j, with q, k
+ * (d, n) per batch item (channels are tokens, n pooled positions their features) and v (d). The d×d
+ * matrix is never stored: each row of scores lives in a buffer of d values. Scores and sums are
+ * accumulated in double (a token row may hold hundreds of features). Scratch (doubles): kt (n, d),
+ * srow (d), and for the backward dkt (n, d) and dvacc (d). The backward takes do (d) and writes
+ * dq, dk (d, n) and dv (d). */
+#define DEFINE_ATTENTION(T, SUF, EXP)                                                              \
+    static void transpose_##SUF(const T *k, idx d, idx n, double *kt) {                            \
+        for (idx j = 0; j < d; ++j)                                                                \
+            for (idx f = 0; f < n; ++f) kt[f * d + j] = k[j * n + f];                              \
+    }                                                                                              \
+                                                                                                   \
+    /* srow = exp(q_i · kᵀ - max); returns the row sum */                                         \
+    MULTIVERSION static double score_row_##SUF(const T *qi, const double *kt, idx d, idx n,        \
+                                               double *srow) {                                     \
+        for (idx j = 0; j < d; ++j) srow[j] = (double)qi[0] * kt[j];                               \
+        for (idx f = 1; f < n; ++f) {                                                              \
+            double qf = qi[f];                                                                     \
+            const double *kf = kt + f * d;                                                         \
+            for (idx j = 0; j < d; ++j) srow[j] += qf * kf[j];                                     \
+        }                                                                                          \
+        double m = srow[0], den = 0;                                                               \
+        for (idx j = 1; j < d; ++j) m = srow[j] > m ? srow[j] : m;                                 \
+        _Pragma("omp simd reduction(+ : den)") for (idx j = 0; j < d; ++j) {                       \
+            srow[j] = EXP((T)(srow[j] - m));                                                       \
+            den += srow[j];                                                                        \
+        }                                                                                          \
+        return den;                                                                                \
+    }                                                                                              \
+                                                                                                   \
+    MULTIVERSION static void attend_item_##SUF(const T *q, const T *k, const T *v, idx d, idx n,   \
+                                               T *o, double *scratch) {                            \
+        double *kt = scratch, *srow = scratch + n * d;                                             \
+        transpose_##SUF(k, d, n, kt);                                                              \
+        for (idx i = 0; i < d; ++i) {                                                              \
+            double den = score_row_##SUF(q + i * n, kt, d, n, srow), num = 0;                      \
+            _Pragma("omp simd reduction(+ : num)") for (idx j = 0; j < d; ++j) num += srow[j] * v[j]; \
+            o[i] = (T)(num / den);                                                                 \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    MULTIVERSION static void attend_backward_item_##SUF(const T *q, const T *k, const T *v,        \
+                                                        const T *o, const T *dout, idx d, idx n,   \
+                                                        T *dq, T *dk, T *dv, double *scratch) {    \
+        double *kt = scratch, *srow = kt + n * d, *dkt = srow + d, *dvacc = dkt + n * d;           \
+        transpose_##SUF(k, d, n, kt);                                                              \
+        for (idx j = 0; j < n * d; ++j) dkt[j] = 0;                                                \
+        for (idx j = 0; j < d; ++j) dvacc[j] = 0;                                                  \
+        for (idx i = 0; i < d; ++i) {                                                              \
+            const T *qi = q + i * n;                                                               \
+            double den = score_row_##SUF(qi, kt, d, n, srow);                                      \
+            double alpha = dout[i] / den, oi = o[i];                                               \
+            /* attn_ij = e_j / den: dv_j += attn_ij do_i; dl_ij = attn_ij do_i (v_j - o_i) */      \
+            for (idx j = 0; j < d; ++j) {                                                          \
+                double ea = srow[j] * alpha;                                                       \
+                dvacc[j] += ea;                                                                    \
+                srow[j] = ea * (v[j] - oi);                                                        \
+            }                                                                                      \
+            for (idx f = 0; f < n; ++f) { /* dq_i = dl_i · k, dkᵀ += q_i ⊗ dl_i */                 \
+                const double *kf = kt + f * d;                                                     \
+                double *dkf = dkt + f * d, qf = qi[f], acc = 0;                                    \
+                _Pragma("omp simd reduction(+ : acc)") for (idx j = 0; j < d; ++j) {               \
+                    acc += srow[j] * kf[j];                                                        \
+                    dkf[j] += qf * srow[j];                                                        \
+                }                                                                                  \
+                dq[i * n + f] = (T)acc;                                                            \
+            }                                                                                      \
+        }                                                                                          \
+        for (idx j = 0; j < d; ++j) {                                                              \
+            dv[j] = (T)dvacc[j];                                                                   \
+            for (idx f = 0; f < n; ++f) dk[j * n + f] = (T)dkt[f * d + j];                         \
+        }                                                                                          \
+    }
+
+DEFINE_ATTENTION(float, f32, exp_nonpositive)
+DEFINE_ATTENTION(double, f64, exp_nonpositive_f64)
+
 /* Each Python entry point: (is_double, pointers and sizes as integers). The caller (the fast
  * path) has checked dtypes, contiguity and shapes; these functions trust it. */
 
 #define PTR(T, v) ((T *)(uintptr_t)(v))
-#define FOR_PLANES(n, scratch_len, body)                                                           \
+/* body runs for p in [0, P) on the OpenMP threads when `work` (elements touched) is large enough,
+ * with `scratch` a private buffer of scratch_len doubles */
+#define FOR_PLANES(scratch_len, body)                                                           \
     Py_BEGIN_ALLOW_THREADS;                                                                        \
-    _Pragma("omp parallel if (n >= PARALLEL_MIN)")                                                 \
+    _Pragma("omp parallel if (work >= PARALLEL_MIN)")                                                 \
     {                                                                                              \
         double *scratch = (scratch_len) > 0 ? malloc(sizeof(double) * (scratch_len)) : NULL;      \
         _Pragma("omp for schedule(static)") for (idx p = 0; p < P; ++p) { body; }                  \
@@ -182,8 +287,8 @@ static PyObject *native_means(PyObject *self, PyObject *args) {
     unsigned long long x, oh, ow;
     idx P, h, w, sh, sw;
     if (!PyArg_ParseTuple(args, "pKnnnKnKn", &dbl, &x, &P, &h, &w, &oh, &sh, &ow, &sw)) return NULL;
-    idx n = P * h * w;
-    FOR_PLANES(n, 0, {
+    idx work = P * h * w;
+    FOR_PLANES(0, {
         if (dbl)
             plane_means_f64(PTR(double, x) + p * h * w, h, w, PTR(double, oh) + p * sh,
                             PTR(double, ow) + p * sw);
@@ -200,8 +305,8 @@ static PyObject *native_pool(PyObject *self, PyObject *args) {
     idx P, h, w, sa, sb, kh, kw;
     if (!PyArg_ParseTuple(args, "pKnnnKnKnnnK", &dbl, &x, &P, &h, &w, &a, &sa, &b, &sb, &kh, &kw, &y))
         return NULL;
-    idx n = P * h * w, ny = (h / kh) * (w / kw);
-    FOR_PLANES(n, w, {
+    idx work = P * h * w, ny = (h / kh) * (w / kw);
+    FOR_PLANES(w, {
         if (dbl)
             plane_pool_f64(PTR(double, x) + p * h * w, h, w, PTR(double, a) + p * sa,
                            PTR(double, b) + p * sb, kh, kw, PTR(double, y) + p * ny, scratch);
@@ -217,8 +322,8 @@ static PyObject *native_gate(PyObject *self, PyObject *args) {
     unsigned long long x, u, b, out;
     idx P, h, w, su, sb;
     if (!PyArg_ParseTuple(args, "pKnnnKnKnK", &dbl, &x, &P, &h, &w, &u, &su, &b, &sb, &out)) return NULL;
-    idx n = P * h * w;
-    FOR_PLANES(n, 0, {
+    idx work = P * h * w;
+    FOR_PLANES(0, {
         if (dbl)
             plane_gate_f64(PTR(double, x) + p * h * w, h, w, PTR(double, u) + p * su,
                            PTR(double, b) + p * sb, PTR(double, out) + p * h * w);
@@ -236,8 +341,8 @@ static PyObject *native_reduce(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "pKKnnnKnKnnnKKKK", &dbl, &g, &x, &P, &h, &w, &a, &sa, &b, &sb, &kh,
                           &kw, &th, &tw, &q, &r))
         return NULL;
-    idx n = P * h * w, nq = h * (w / kw), nr = (h / kh) * w;
-    FOR_PLANES(n, 0, {
+    idx work = P * h * w, nq = h * (w / kw), nr = (h / kh) * w;
+    FOR_PLANES(0, {
         idx o = p * h * w;
         if (dbl)
             plane_reduce_f64(PTR(double, g) + o, PTR(double, x) + o, h, w, PTR(double, a) + p * sa,
@@ -257,8 +362,8 @@ static PyObject *native_share(PyObject *self, PyObject *args) {
     idx P, h, w, kh, kw;
     if (!PyArg_ParseTuple(args, "pKKKnnnnnKK", &dbl, &q, &r, &dy, &P, &h, &w, &kh, &kw, &dah, &daw))
         return NULL;
-    idx n = P * h * (w / kw), nq = h * (w / kw), nr = (h / kh) * w, ny = (h / kh) * (w / kw);
-    FOR_PLANES(n, 0, {
+    idx work = P * h * (w / kw), nq = h * (w / kw), nr = (h / kh) * w, ny = (h / kh) * (w / kw);
+    FOR_PLANES(0, {
         if (dbl)
             plane_share_f64(PTR(double, q) + p * nq, PTR(double, r) + p * nr, PTR(double, dy) + p * ny,
                             h, w, kh, kw, PTR(double, dah) + p * h, PTR(double, daw) + p * w);
@@ -276,8 +381,8 @@ static PyObject *native_dx(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "pKnnnKnKnKnKnnKKK", &dbl, &g, &P, &h, &w, &u, &su, &a, &sa, &b, &sb,
                           &dy, &kh, &kw, &ch, &cw, &out))
         return NULL;
-    idx n = P * h * w, ny = (h / kh) * (w / kw);
-    FOR_PLANES(n, w, {
+    idx work = P * h * w, ny = (h / kh) * (w / kw);
+    FOR_PLANES(w, {
         idx o = p * h * w;
         if (dbl)
             plane_dx_f64(PTR(double, g) + o, h, w, PTR(double, u) + p * su, PTR(double, a) + p * sa,
@@ -291,6 +396,48 @@ static PyObject *native_dx(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *native_attend(PyObject *self, PyObject *args) {
+    int dbl;
+    unsigned long long q, k, v, o;
+    idx items, d, n;
+    if (!PyArg_ParseTuple(args, "pKKKnnnK", &dbl, &q, &k, &v, &items, &d, &n, &o)) return NULL;
+    idx P = items, work = items * d * d * n;
+    FOR_PLANES((n + 1) * d, {
+        idx o1 = p * d * n;
+        if (dbl)
+            attend_item_f64(PTR(double, q) + o1, PTR(double, k) + o1, PTR(double, v) + p * d, d, n,
+                            PTR(double, o) + p * d, scratch);
+        else
+            attend_item_f32(PTR(float, q) + o1, PTR(float, k) + o1, PTR(float, v) + p * d, d, n,
+                            PTR(float, o) + p * d, scratch);
+    })
+    Py_RETURN_NONE;
+}
+
+static PyObject *native_attend_backward(PyObject *self, PyObject *args) {
+    int dbl;
+    unsigned long long q, k, v, o, dout, dq, dk, dv;
+    idx items, d, n;
+    if (!PyArg_ParseTuple(args, "pKKKKKnnnKKK", &dbl, &q, &k, &v, &o, &dout, &items, &d, &n, &dq, &dk, &dv))
+        return NULL;
+    idx P = items, work = items * d * d * n;
+    FOR_PLANES((2 * n + 2) * d, {
+        idx o1 = p * d * n;
+        idx o2 = p * d;
+        if (dbl)
+            attend_backward_item_f64(PTR(double, q) + o1, PTR(double, k) + o1, PTR(double, v) + o2,
+                                     PTR(double, o) + o2, PTR(double, dout) + o2, d, n,
+                                     PTR(double, dq) + o1, PTR(double, dk) + o1, PTR(double, dv) + o2,
+                                     scratch);
+        else
+            attend_backward_item_f32(PTR(float, q) + o1, PTR(float, k) + o1, PTR(float, v) + o2,
+                                     PTR(float, o) + o2, PTR(float, dout) + o2, d, n,
+                                     PTR(float, dq) + o1, PTR(float, dk) + o1, PTR(float, dv) + o2,
+                                     scratch);
+    })
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef native_methods[] = {
     {"means", native_means, METH_VARARGS, "Row and column means of each plane."},
     {"pool", native_pool, METH_VARARGS, "Average pooling of x * a_h ⊗ a_w."},
@@ -298,6 +445,8 @@ static PyMethodDef native_methods[] = {
     {"reduce", native_reduce, METH_VARARGS, "The backward's reductions of G and x."},
     {"share", native_share, METH_VARARGS, "The pooling's share of the gates' gradients."},
     {"dx", native_dx, METH_VARARGS, "The gradient of x."},
+    {"attend", native_attend, METH_VARARGS, "softmax(q kᵀ) v for one value column."},
+    {"attend_backward", native_attend_backward, METH_VARARGS, "The backward of attend."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -264,6 +264,41 @@ class _SoftmaxAttention(torch.autograd.Function):
         return dq, dk, dv
 
 
+class _NativeAttention(torch.autograd.Function):
+    """``softmax(q kᵀ) @ v`` for one value column by the C module: no d×d matrix is stored, each row
+    of scores lives in a buffer of d values, forward and backward."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        d, n = q.shape[-2], q.shape[-1]
+        o = v.new_empty(v.shape)
+        _native.attend(
+            q.dtype == torch.float64,
+            q.data_ptr(),
+            k.data_ptr(),
+            v.data_ptr(),
+            q[..., 0, 0].numel(),
+            d,
+            n,
+            o.data_ptr(),
+        )
+        ctx.save_for_backward(q, k, v, o)
+        return o
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, do: torch.Tensor):
+        q, k, v, o = ctx.saved_tensors
+        do = do.contiguous()
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        _native.attend_backward(
+            q.dtype == torch.float64, q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), do.data_ptr(),
+            q[..., 0, 0].numel(), q.shape[-2], q.shape[-1], dq.data_ptr(), dk.data_ptr(), dv.data_ptr(),
+        )  # fmt: skip
+        return dq, dk, dv
+
+
 def _depthwise_affine(t: torch.Tensor, conv: nn.Conv2d, heads: int, scale: float = 1.0) -> torch.Tensor:
     """A depth-wise 1×1 conv of (b, heads, d, n) tokens (a per-channel scale and shift), times ``scale``."""
     weight = conv.weight.reshape(heads, -1, 1)
@@ -282,7 +317,9 @@ def _channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
     v = _depthwise_affine(y.mean(dim=3, keepdim=True), block.v, heads)  # mean_n(attn @ v) = attn @ mean_n(v)
     k = _depthwise_affine(y, block.k, heads)
     drop = block.attn_drop.p if block.training else 0.0
-    if y.shape[3] == 1 and drop == 0.0:
+    if _native is not None and drop == 0.0 and y.dtype in (torch.float32, torch.float64):
+        o = _NativeAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
+    elif y.shape[3] == 1 and drop == 0.0:
         # one token: SDPA's fused CPU kernel takes unit-stride rows only, and a length-1 row keeps
         # whatever stride the elementwise ops gave it, hence flatten + unsqueeze
         q = _depthwise_affine(y, block.q, heads)
