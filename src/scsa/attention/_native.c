@@ -35,7 +35,7 @@
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#define MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define MULTIVERSION
 #endif
@@ -211,7 +211,7 @@ static inline double exp_nonpositive_f64(double x) { return exp(x); }
             for (idx j = 0; j < d; ++j) srow[j] += qf * kf[j];                                     \
         }                                                                                          \
         double m = srow[0], den = 0;                                                               \
-        for (idx j = 1; j < d; ++j) m = srow[j] > m ? srow[j] : m;                                 \
+        _Pragma("omp simd reduction(max : m)") for (idx j = 1; j < d; ++j) m = srow[j] > m ? srow[j] : m; \
         _Pragma("omp simd reduction(+ : den)") for (idx j = 0; j < d; ++j) {                       \
             srow[j] = EXP((T)(srow[j] - m));                                                       \
             den += srow[j];                                                                        \
@@ -265,6 +265,69 @@ static inline double exp_nonpositive_f64(double x) { return exp(x); }
 
 DEFINE_ATTENTION(float, f32, exp_nonpositive)
 DEFINE_ATTENTION(double, f64, exp_nonpositive_f64)
+
+/* SMSA's gates from the axis means (spec steps 2-3) for one sample and one of the four channel
+ * groups: the group's depth-wise Conv1d ('same' zero padding) over the H segment and the W segment
+ * of each channel's means, GroupNorm over the group for each axis (two-pass mean and variance, in
+ * double), the affine, then the sigmoid, or the softmax along the axis. means: (gc, row) for the
+ * group's gc channels, H segment at 0, W segment at offset ow; out: (gc, h + w). */
+#define DEFINE_GATES(T, SUF, EXP)                                                                  \
+    static inline T sigmoid_##SUF(T x) {                                                           \
+        T e = EXP(x < 0 ? x : -x); /* exp(-|x|) */                                                 \
+        return x < 0 ? e / (1 + e) : 1 / (1 + e);                                                  \
+    }                                                                                              \
+                                                                                                   \
+    MULTIVERSION static void gates_group_##SUF(const T *means, idx row, idx ow, idx gc, idx h,     \
+                                               idx w, const T *weight, idx k, const T *bias,       \
+                                               const T *gamma_h, const T *beta_h, const T *gamma_w, \
+                                               const T *beta_w, double eps_h, double eps_w,        \
+                                               int softmax, T *out) {                              \
+        idx len[2] = {h, w}, off_in[2] = {0, ow}, off_out[2] = {0, h}, p = k / 2;                  \
+        const T *gam[2] = {gamma_h, gamma_w}, *bet[2] = {beta_h, beta_w};                          \
+        double eps[2] = {eps_h, eps_w};                                                            \
+        for (int axis = 0; axis < 2; ++axis) {                                                     \
+            idx l = len[axis];                                                                     \
+            double sum = 0, sq = 0;                                                                \
+            for (idx c = 0; c < gc; ++c) {                                                         \
+                const T *t = means + c * row + off_in[axis], *wc = weight + c * k;                 \
+                T *o = out + c * (h + w) + off_out[axis];                                          \
+                for (idx i = 0; i < l; ++i) {                                                      \
+                    T acc = bias[c];                                                               \
+                    idx lo = i - p < 0 ? p - i : 0, hi = i - p + k > l ? l - i + p : k;            \
+                    for (idx j = lo; j < hi; ++j) acc += wc[j] * t[i - p + j];                     \
+                    o[i] = acc;                                                                    \
+                    sum += acc;                                                                    \
+                }                                                                                  \
+            }                                                                                      \
+            double mean = sum / (double)(gc * l);                                                  \
+            for (idx c = 0; c < gc; ++c) {                                                         \
+                const T *o = out + c * (h + w) + off_out[axis];                                    \
+                for (idx i = 0; i < l; ++i) sq += ((double)o[i] - mean) * ((double)o[i] - mean);   \
+            }                                                                                      \
+            double rstd = 1.0 / sqrt(sq / (double)(gc * l) + eps[axis]);                           \
+            for (idx c = 0; c < gc; ++c) {                                                         \
+                T *o = out + c * (h + w) + off_out[axis];                                          \
+                T scale = (T)(rstd * gam[axis][c]), shift = (T)(bet[axis][c] - mean * rstd * gam[axis][c]); \
+                if (!softmax) {                                                                    \
+                    for (idx i = 0; i < l; ++i) o[i] = sigmoid_##SUF(o[i] * scale + shift);        \
+                    continue;                                                                      \
+                }                                                                                  \
+                T m = o[0] * scale + shift, den = 0;                                               \
+                for (idx i = 0; i < l; ++i) {                                                      \
+                    o[i] = o[i] * scale + shift;                                                   \
+                    m = o[i] > m ? o[i] : m;                                                       \
+                }                                                                                  \
+                for (idx i = 0; i < l; ++i) {                                                      \
+                    o[i] = EXP(o[i] - m);                                                          \
+                    den += o[i];                                                                   \
+                }                                                                                  \
+                for (idx i = 0; i < l; ++i) o[i] /= den;                                           \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+DEFINE_GATES(float, f32, exp_nonpositive)
+DEFINE_GATES(double, f64, exp_nonpositive_f64)
 
 /* Each Python entry point: (is_double, pointers and sizes as integers). The caller (the fast
  * path) has checked dtypes, contiguity and shapes; these functions trust it. */
@@ -438,6 +501,36 @@ static PyObject *native_attend_backward(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* gates(is_double, means, B, C, h, w, row, ow, (weight, k, bias) x 4 groups, gamma_h, beta_h,
+ * gamma_w, beta_w, eps_h, eps_w, softmax, out): weight g is (C/4, k_g), bias g (C/4). */
+static PyObject *native_gates(PyObject *self, PyObject *args) {
+    int dbl, softmax;
+    unsigned long long means, wt[4], bs[4], gh, bh, gw, bw, out;
+    idx B, C, h, w, row, ow, ks[4];
+    double eps_h, eps_w;
+    if (!PyArg_ParseTuple(args, "pKnnnnnnKnKKnKKnKKnKKKKKddpK", &dbl, &means, &B, &C, &h, &w, &row, &ow,
+                          &wt[0], &ks[0], &bs[0], &wt[1], &ks[1], &bs[1], &wt[2], &ks[2], &bs[2], &wt[3],
+                          &ks[3], &bs[3], &gh, &bh, &gw, &bw, &eps_h, &eps_w, &softmax, &out))
+        return NULL;
+    idx gc = C / 4, P = B * 4, work = B * C * (h + w) * 16;
+    FOR_PLANES(0, {
+        idx b = p / 4;
+        int g = (int)(p % 4);
+        idx c0 = g * gc;
+        if (dbl)
+            gates_group_f64(PTR(double, means) + (b * C + c0) * row, row, ow, gc, h, w, PTR(double, wt[g]),
+                            ks[g], PTR(double, bs[g]), PTR(double, gh) + c0, PTR(double, bh) + c0,
+                            PTR(double, gw) + c0, PTR(double, bw) + c0, eps_h, eps_w, softmax,
+                            PTR(double, out) + (b * C + c0) * (h + w));
+        else
+            gates_group_f32(PTR(float, means) + (b * C + c0) * row, row, ow, gc, h, w, PTR(float, wt[g]),
+                            ks[g], PTR(float, bs[g]), PTR(float, gh) + c0, PTR(float, bh) + c0,
+                            PTR(float, gw) + c0, PTR(float, bw) + c0, eps_h, eps_w, softmax,
+                            PTR(float, out) + (b * C + c0) * (h + w));
+    })
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef native_methods[] = {
     {"means", native_means, METH_VARARGS, "Row and column means of each plane."},
     {"pool", native_pool, METH_VARARGS, "Average pooling of x * a_h ⊗ a_w."},
@@ -445,6 +538,7 @@ static PyMethodDef native_methods[] = {
     {"reduce", native_reduce, METH_VARARGS, "The backward's reductions of G and x."},
     {"share", native_share, METH_VARARGS, "The pooling's share of the gates' gradients."},
     {"dx", native_dx, METH_VARARGS, "The gradient of x."},
+    {"gates", native_gates, METH_VARARGS, "SMSA's gates from the axis means."},
     {"attend", native_attend, METH_VARARGS, "softmax(q kᵀ) v for one value column."},
     {"attend_backward", native_attend_backward, METH_VARARGS, "The backward of attend."},
     {NULL, NULL, 0, NULL},

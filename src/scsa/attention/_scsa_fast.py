@@ -44,6 +44,8 @@ _ROWS_MIN_SIDE = 16
 # Up to this area the two axis means are one GEMM with a constant matrix.
 _GEMM_MEANS_MAX_AREA = 256
 _PCSA_PREFIXES = ("norm.", "q.", "k.", "v.")
+# Up to this many pooled tokens the C module computes the channel attention (see _channel_gate).
+_NATIVE_MAX_TOKENS = 8
 _is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
 
 
@@ -195,50 +197,10 @@ def _axis_gates(block: nn.Module, t: torch.Tensor, h: int) -> tuple[torch.Tensor
     return a_h.sigmoid(), a_w.sigmoid()
 
 
-_BOUND_MAX_TOKENS = 16
-_LOG2E = 1.4426950408889634
-
-
-def _exp_scores(q: torch.Tensor, k: torch.Tensor, exact: bool = False) -> torch.Tensor:
-    """``exp(q kᵀ - c)`` (…, d, d) for a per-row shift c at least the row's maximum.
-
-    softmax(q kᵀ) = E / rowsum(E) whatever the shift. By default c is an upper bound of each row's
-    maximum, ``Σ_n max(q_in max_j k_jn, q_in min_j k_jn)``, which costs no pass over the d×d matrix
-    (``baddbmm`` subtracts it while multiplying), and the power is taken as ``2^((q kᵀ - c) log2 e)``,
-    since exp2 costs about half of exp on the CPU. ``exact`` takes the maximum itself and exp: the
-    rounding of the scaled product grows with |q kᵀ|, which is large for long token rows.
-    """
-    q3, k3 = q.flatten(0, -3), k.flatten(0, -3).transpose(1, 2)
-    if exact:
-        s = torch.bmm(q3, k3)
-        s = s.sub_(s.amax(dim=-1, keepdim=True)).exp_()
-    else:
-        c = torch.maximum(q * k.amax(dim=-2, keepdim=True), q * k.amin(dim=-2, keepdim=True)).sum(-1, True)
-        s = torch.baddbmm(c.flatten(0, -3), q3, k3, beta=-_LOG2E, alpha=_LOG2E).exp2_()
-    return s.view(*q.shape[:-1], k.shape[-2])
-
-
 def _times_columns(m: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``m @ cols`` for (…, d, d) and a few columns (…, d, n), computed as ``(colsᵀ @ mᵀ)ᵀ``: on CPU a
     batched matrix times a thin one runs several times faster with the big operand on the right."""
     return (cols.transpose(-2, -1) @ m.transpose(-2, -1)).transpose(-2, -1)
-
-
-def _attend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``softmax(q kᵀ) @ v`` for one value column: (o, E, rowsum(E)) with E from :func:`_exp_scores`."""
-    v1 = torch.cat((v, torch.ones_like(v)), dim=-1)
-    # the bound is a sum over the n token features: with many of them it overshoots, and its size
-    # enters the rounding of q kᵀ - c, so long token rows subtract the exact maximum
-    for exact in (False, True) if q.shape[-1] <= _BOUND_MAX_TOKENS else (True,):
-        e = _exp_scores(q, k, exact)
-        vo = _times_columns(e, v1)  # (…, d, 2): E v and rowsum(E)
-        den = vo[..., 1:]
-        # a row sum this small means the bound overshot the maximum so far that E lost its precision
-        if exact or bool((den > 2.0**-60).all()):
-            break
-    return vo[..., :1] / den, e, den
 
 
 class _SoftmaxAttention(torch.autograd.Function):
@@ -247,18 +209,17 @@ class _SoftmaxAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        o, _, _ = _attend(q, k, v)
+        o = _times_columns((q @ k.transpose(-2, -1)).softmax(dim=-1), v)
         ctx.save_for_backward(q, k, v, o)
         return o
 
     @staticmethod
     def backward(ctx, do: torch.Tensor):
         q, k, v, o = ctx.saved_tensors
-        _, e, den = _attend(q, k, v)  # attn = E / den, (b, heads, d, d)
-        alpha = do / den
-        dv = _times_columns(e.transpose(-2, -1), alpha)  # attnᵀ do
+        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)  # (b, heads, d, d)
+        dv = _times_columns(attn.transpose(-2, -1), do)  # attnᵀ do
         # softmax backward of d attn = do vᵀ: attn ⊙ (do vᵀ - rowsum(attn ⊙ do vᵀ)) = attn ⊙ do ⊙ (vᵀ - o)
-        dl = e.mul_(v.transpose(-2, -1) - o).mul_(alpha)
+        dl = attn.mul_(v.transpose(-2, -1) - o).mul_(do)
         dq = (k.transpose(-2, -1) @ dl.transpose(-2, -1)).transpose(-2, -1)  # dl @ k
         dk = (q.transpose(-2, -1) @ dl).transpose(-2, -1)  # dlᵀ @ q
         return dq, dk, dv
@@ -317,22 +278,26 @@ def _channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
     v = _depthwise_affine(y.mean(dim=3, keepdim=True), block.v, heads)  # mean_n(attn @ v) = attn @ mean_n(v)
     k = _depthwise_affine(y, block.k, heads)
     drop = block.attn_drop.p if block.training else 0.0
-    if _native is not None and drop == 0.0 and y.dtype in (torch.float32, torch.float64):
-        o = _NativeAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
-    elif y.shape[3] == 1 and drop == 0.0:
-        # one token: SDPA's fused CPU kernel takes unit-stride rows only, and a length-1 row keeps
-        # whatever stride the elementwise ops gave it, hence flatten + unsqueeze
-        q = _depthwise_affine(y, block.q, heads)
-        q, k, v = (t.flatten(2).unsqueeze(-1) for t in (q, k, v))
-        o = F.scaled_dot_product_attention(q, k, v, scale=scale)
-    elif drop > 0.0:
+    n = y.shape[3]
+    # measured on 2 CPU cores at ResNet-50's stages: SDPA's fused kernel for one token, the C module
+    # for a few (its score rows never leave the cache), batched matmuls and softmax for many
+    if drop > 0.0:
         # the mask is drawn on the (b, heads, d, d) matrix exactly as nn.Dropout draws it on the plain path
         attn = (_depthwise_affine(y, block.q, heads, scale) @ k.transpose(-2, -1)).softmax(dim=-1)
         o = _times_columns(F.dropout(attn, drop), v)
+    elif n == 1:
+        # SDPA's fused CPU kernel takes unit-stride rows only, and a length-1 row keeps whatever
+        # stride the elementwise ops gave it, hence flatten + unsqueeze
+        q = _depthwise_affine(y, block.q, heads)
+        q, k, v = (t.flatten(2).unsqueeze(-1) for t in (q, k, v))
+        o = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    elif n <= _NATIVE_MAX_TOKENS and _native is not None and y.dtype in (torch.float32, torch.float64):
+        o = _NativeAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
     elif torch.is_grad_enabled():
         o = _SoftmaxAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
     else:
-        o = _attend(_depthwise_affine(y, block.q, heads, scale), k, v)[0]
+        attn = (_depthwise_affine(y, block.q, heads, scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        o = _times_columns(attn, v)
     g = o.reshape(b, c)
     return g.softmax(dim=1) if block.ca_softmax else g.sigmoid()
 
@@ -441,6 +406,35 @@ def _native_means(x: torch.Tensor, gap: int) -> torch.Tensor:
     return means
 
 
+def _smsa_params(block: nn.Module) -> list[torch.Tensor | None]:
+    convs = [getattr(block, name) for name in _plain._CONV_NAMES]
+    norms = (block.norm_h, block.norm_w)
+    return [t for conv in convs for t in (conv.weight, conv.bias)] + [
+        t for n in norms for t in (n.weight, n.bias)
+    ]
+
+
+def _native_gates_apply(block: nn.Module, x: torch.Tensor) -> bool:
+    """Whether the C module can compute SMSA's gates: its parameters in x's dtype, contiguous, affine norms."""
+    return all(t is not None and t.dtype == x.dtype and t.is_contiguous() for t in _smsa_params(block))
+
+
+def _native_gates(block: nn.Module, means: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_axis_gates` in one call: the merged Conv1d, both GroupNorms and the gate, (b, c, h), (b, c, w)."""
+    b, c, row = means.shape
+    out = means.new_empty(b, c, h + w)
+    convs = [getattr(block, name) for name in _plain._CONV_NAMES]
+    per_group = [v for conv, k in zip(convs, block.group_kernel_sizes) for v in (conv.weight, k, conv.bias)]
+    _native.gates(
+        means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w,
+        *(v if isinstance(v, int) else v.data_ptr() for v in per_group),
+        block.norm_h.weight.data_ptr(), block.norm_h.bias.data_ptr(),
+        block.norm_w.weight.data_ptr(), block.norm_w.bias.data_ptr(),
+        block.norm_h.eps, block.norm_w.eps, block.sa_softmax, out.data_ptr(),
+    )  # fmt: skip
+    return out[:, :, :h], out[:, :, h:]
+
+
 def _native_pool(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     """Average pooling (kh × kw windows, floor mode) of x * a_h ⊗ a_w without forming it."""
     b, c, h, w = x.shape
@@ -536,7 +530,10 @@ def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
         means = _native_means(x, max(block.group_kernel_sizes) // 2)
     else:
         means = _axis_means(block, x, dtype)  # (b, c, h + p + w)
-    a_h, a_w = _axis_gates(block, means, x.shape[2])
+    if route == "native" and _native_gates_apply(block, x):
+        a_h, a_w = _native_gates(block, means, x.shape[2], x.shape[3])
+    else:
+        a_h, a_w = _axis_gates(block, means, x.shape[2])
     if route == "native":
         y = _native_pool(x, a_h, a_w, *_kernel_windows(block, x))
         g = _channel_gate(block, y)
