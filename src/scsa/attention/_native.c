@@ -281,33 +281,38 @@ DEFINE_ATTENTION(double, f64, exp_nonpositive_f64)
                                                idx w, const T *weight, idx k, const T *bias,       \
                                                const T *gamma_h, const T *beta_h, const T *gamma_w, \
                                                const T *beta_w, double eps_h, double eps_w,        \
-                                               int softmax, T *out) {                              \
+                                               int softmax, T *out, T *padded) {                   \
         idx len[2] = {h, w}, off_in[2] = {0, ow}, off_out[2] = {0, h}, p = k / 2;                  \
         const T *gam[2] = {gamma_h, gamma_w}, *bet[2] = {beta_h, beta_w};                          \
         double eps[2] = {eps_h, eps_w};                                                            \
         for (int axis = 0; axis < 2; ++axis) {                                                     \
             idx l = len[axis];                                                                     \
             double sum = 0, sq = 0;                                                                \
+            for (idx j = 0; j < p; ++j) padded[j] = padded[p + l + j] = 0;                         \
             for (idx c = 0; c < gc; ++c) {                                                         \
                 const T *t = means + c * row + off_in[axis], *wc = weight + c * k;                 \
                 T *o = out + c * (h + w) + off_out[axis];                                          \
                 for (idx i = 0; i < l; ++i) {                                                      \
-                    T acc = bias[c];                                                               \
-                    idx lo = i - p < 0 ? p - i : 0, hi = i - p + k > l ? l - i + p : k;            \
-                    for (idx j = lo; j < hi; ++j) acc += wc[j] * t[i - p + j];                     \
-                    o[i] = acc;                                                                    \
-                    sum += acc;                                                                    \
+                    padded[p + i] = t[i];                                                          \
+                    o[i] = bias[c];                                                                \
                 }                                                                                  \
+                for (idx j = 0; j < k; ++j) { /* tap by tap: the loop over positions vectorises */ \
+                    T wj = wc[j];                                                                  \
+                    for (idx i = 0; i < l; ++i) o[i] += wj * padded[i + j];                        \
+                }                                                                                  \
+                _Pragma("omp simd reduction(+ : sum)") for (idx i = 0; i < l; ++i) sum += o[i];    \
             }                                                                                      \
             double mean = sum / (double)(gc * l);                                                  \
             for (idx c = 0; c < gc; ++c) {                                                         \
                 const T *o = out + c * (h + w) + off_out[axis];                                    \
-                for (idx i = 0; i < l; ++i) sq += ((double)o[i] - mean) * ((double)o[i] - mean);   \
+                _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < l; ++i)                  \
+                    sq += ((double)o[i] - mean) * ((double)o[i] - mean);                           \
             }                                                                                      \
             double rstd = 1.0 / sqrt(sq / (double)(gc * l) + eps[axis]);                           \
             for (idx c = 0; c < gc; ++c) {                                                         \
                 T *o = out + c * (h + w) + off_out[axis];                                          \
-                T scale = (T)(rstd * gam[axis][c]), shift = (T)(bet[axis][c] - mean * rstd * gam[axis][c]); \
+                T scale = (T)(rstd * gam[axis][c]);                                                \
+                T shift = (T)(bet[axis][c] - mean * rstd * gam[axis][c]);                          \
                 if (!softmax) {                                                                    \
                     for (idx i = 0; i < l; ++i) o[i] = sigmoid_##SUF(o[i] * scale + shift);        \
                     continue;                                                                      \
@@ -513,7 +518,10 @@ static PyObject *native_gates(PyObject *self, PyObject *args) {
                           &ks[3], &bs[3], &gh, &bh, &gw, &bw, &eps_h, &eps_w, &softmax, &out))
         return NULL;
     idx gc = C / 4, P = B * 4, work = B * C * (h + w) * 16;
-    FOR_PLANES(0, {
+    idx kmax = 1;
+    for (int g = 0; g < 4; ++g) kmax = ks[g] > kmax ? ks[g] : kmax;
+    idx pad_len = (h > w ? h : w) + kmax; /* a segment with its zero padding */
+    FOR_PLANES(pad_len, {
         idx b = p / 4;
         int g = (int)(p % 4);
         idx c0 = g * gc;
@@ -521,12 +529,12 @@ static PyObject *native_gates(PyObject *self, PyObject *args) {
             gates_group_f64(PTR(double, means) + (b * C + c0) * row, row, ow, gc, h, w, PTR(double, wt[g]),
                             ks[g], PTR(double, bs[g]), PTR(double, gh) + c0, PTR(double, bh) + c0,
                             PTR(double, gw) + c0, PTR(double, bw) + c0, eps_h, eps_w, softmax,
-                            PTR(double, out) + (b * C + c0) * (h + w));
+                            PTR(double, out) + (b * C + c0) * (h + w), scratch);
         else
             gates_group_f32(PTR(float, means) + (b * C + c0) * row, row, ow, gc, h, w, PTR(float, wt[g]),
                             ks[g], PTR(float, bs[g]), PTR(float, gh) + c0, PTR(float, bh) + c0,
                             PTR(float, gw) + c0, PTR(float, bw) + c0, eps_h, eps_w, softmax,
-                            PTR(float, out) + (b * C + c0) * (h + w));
+                            PTR(float, out) + (b * C + c0) * (h + w), (float *)scratch);
     })
     Py_RETURN_NONE;
 }
