@@ -187,41 +187,40 @@ static inline float exp_nonpositive(float x) {
     return p * scale;
 }
 
-static inline double exp_nonpositive_f64(double x) { return exp(x); }
-
 /* The channel attention of PCSA for one value column: o_i = Σ_j softmax_j(q_i · k_j) v_j, with q, k
- * (d, n) per batch item (channels are tokens, n pooled positions their features) and v (d). The d×d
- * matrix is never stored: each row of scores lives in a buffer of d values. Scores and sums are
- * accumulated in double (a token row may hold hundreds of features). Scratch (doubles): kt (n, d),
- * srow (d), and for the backward dkt (n, d) and dvacc (d). The backward takes do (d) and writes
- * dq, dk (d, n) and dv (d). */
+ * (d, n) per batch item (channels are tokens, n pooled positions their features) and v (d); the
+ * fast path sends few features (n <= 8) here. The d×d matrix is never stored: each row of scores
+ * lives in a buffer of d values; sums over the d columns accumulate in double. Scratch: kt (n, d),
+ * srow (d), and for the backward dkt (n, d) and dvacc (d), counted in doubles. The backward takes
+ * do (d) and writes dq, dk (d, n) and dv (d). */
 #define DEFINE_ATTENTION(T, SUF, EXP)                                                              \
-    static void transpose_##SUF(const T *k, idx d, idx n, double *kt) {                            \
-        for (idx j = 0; j < d; ++j)                                                                \
-            for (idx f = 0; f < n; ++f) kt[f * d + j] = k[j * n + f];                              \
-    }                                                                                              \
-                                                                                                   \
     /* srow = exp(q_i · kᵀ - max); returns the row sum */                                         \
-    MULTIVERSION static double score_row_##SUF(const T *qi, const double *kt, idx d, idx n,        \
-                                               double *srow) {                                     \
-        for (idx j = 0; j < d; ++j) srow[j] = (double)qi[0] * kt[j];                               \
+    MULTIVERSION static double score_row_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow) {  \
+        T q0 = qi[0];                                                                              \
+        for (idx j = 0; j < d; ++j) srow[j] = q0 * kt[j];                                          \
         for (idx f = 1; f < n; ++f) {                                                              \
-            double qf = qi[f];                                                                     \
-            const double *kf = kt + f * d;                                                         \
+            T qf = qi[f];                                                                          \
+            const T *kf = kt + f * d;                                                              \
             for (idx j = 0; j < d; ++j) srow[j] += qf * kf[j];                                     \
         }                                                                                          \
-        double m = srow[0], den = 0;                                                               \
+        T m = srow[0];                                                                             \
         _Pragma("omp simd reduction(max : m)") for (idx j = 1; j < d; ++j) m = srow[j] > m ? srow[j] : m; \
+        double den = 0;                                                                            \
         _Pragma("omp simd reduction(+ : den)") for (idx j = 0; j < d; ++j) {                       \
-            srow[j] = EXP((T)(srow[j] - m));                                                       \
+            srow[j] = EXP(srow[j] - m);                                                            \
             den += srow[j];                                                                        \
         }                                                                                          \
         return den;                                                                                \
     }                                                                                              \
                                                                                                    \
+    static void transpose_##SUF(const T *k, idx d, idx n, T *kt) {                                 \
+        for (idx j = 0; j < d; ++j)                                                                \
+            for (idx f = 0; f < n; ++f) kt[f * d + j] = k[j * n + f];                              \
+    }                                                                                              \
+                                                                                                   \
     MULTIVERSION static void attend_item_##SUF(const T *q, const T *k, const T *v, idx d, idx n,   \
                                                T *o, double *scratch) {                            \
-        double *kt = scratch, *srow = scratch + n * d;                                             \
+        T *kt = (T *)scratch, *srow = (T *)(scratch + n * d);                                      \
         transpose_##SUF(k, d, n, kt);                                                              \
         for (idx i = 0; i < d; ++i) {                                                              \
             double den = score_row_##SUF(q + i * n, kt, d, n, srow), num = 0;                      \
@@ -233,23 +232,25 @@ static inline double exp_nonpositive_f64(double x) { return exp(x); }
     MULTIVERSION static void attend_backward_item_##SUF(const T *q, const T *k, const T *v,        \
                                                         const T *o, const T *dout, idx d, idx n,   \
                                                         T *dq, T *dk, T *dv, double *scratch) {    \
-        double *kt = scratch, *srow = kt + n * d, *dkt = srow + d, *dvacc = dkt + n * d;           \
+        T *kt = (T *)scratch, *srow = (T *)(scratch + n * d);                                      \
+        double *dkt = scratch + (n + 1) * d, *dvacc = dkt + n * d;                                 \
         transpose_##SUF(k, d, n, kt);                                                              \
         for (idx j = 0; j < n * d; ++j) dkt[j] = 0;                                                \
         for (idx j = 0; j < d; ++j) dvacc[j] = 0;                                                  \
         for (idx i = 0; i < d; ++i) {                                                              \
             const T *qi = q + i * n;                                                               \
             double den = score_row_##SUF(qi, kt, d, n, srow);                                      \
-            double alpha = dout[i] / den, oi = o[i];                                               \
+            T alpha = (T)(dout[i] / den), oi = o[i];                                               \
             /* attn_ij = e_j / den: dv_j += attn_ij do_i; dl_ij = attn_ij do_i (v_j - o_i) */      \
             for (idx j = 0; j < d; ++j) {                                                          \
-                double ea = srow[j] * alpha;                                                       \
+                T ea = srow[j] * alpha;                                                            \
                 dvacc[j] += ea;                                                                    \
                 srow[j] = ea * (v[j] - oi);                                                        \
             }                                                                                      \
             for (idx f = 0; f < n; ++f) { /* dq_i = dl_i · k, dkᵀ += q_i ⊗ dl_i */                 \
-                const double *kf = kt + f * d;                                                     \
-                double *dkf = dkt + f * d, qf = qi[f], acc = 0;                                    \
+                const T *kf = kt + f * d;                                                          \
+                double *dkf = dkt + f * d, acc = 0;                                                \
+                T qf = qi[f];                                                                      \
                 _Pragma("omp simd reduction(+ : acc)") for (idx j = 0; j < d; ++j) {               \
                     acc += srow[j] * kf[j];                                                        \
                     dkf[j] += qf * srow[j];                                                        \
@@ -264,13 +265,15 @@ static inline double exp_nonpositive_f64(double x) { return exp(x); }
     }
 
 DEFINE_ATTENTION(float, f32, exp_nonpositive)
-DEFINE_ATTENTION(double, f64, exp_nonpositive_f64)
+DEFINE_ATTENTION(double, f64, exp)
 
 /* SMSA's gates from the axis means (spec steps 2-3) for one sample and one of the four channel
  * groups: the group's depth-wise Conv1d ('same' zero padding) over the H segment and the W segment
  * of each channel's means, GroupNorm over the group for each axis (two-pass mean and variance, in
  * double), the affine, then the sigmoid, or the softmax along the axis. means: (gc, row) for the
- * group's gc channels, H segment at 0, W segment at offset ow; out: (gc, h + w). */
+ * group's gc channels, H segment at 0, W segment at offset ow; out: (gc, h + w). The work runs on
+ * position-major copies (position, channel), so every loop vectorises over the channels, however
+ * short the axis. Scratch: (2 * (lmax + kmax) + 2) * gc values. */
 #define DEFINE_GATES(T, SUF, EXP)                                                                  \
     static inline T sigmoid_##SUF(T x) {                                                           \
         T e = EXP(x < 0 ? x : -x); /* exp(-|x|) */                                                 \
@@ -281,58 +284,68 @@ DEFINE_ATTENTION(double, f64, exp_nonpositive_f64)
                                                idx w, const T *weight, idx k, const T *bias,       \
                                                const T *gamma_h, const T *beta_h, const T *gamma_w, \
                                                const T *beta_w, double eps_h, double eps_w,        \
-                                               int softmax, T *out, T *padded) {                   \
+                                               int softmax, T *out, T *scratch) {                  \
         idx len[2] = {h, w}, off_in[2] = {0, ow}, off_out[2] = {0, h}, p = k / 2;                  \
+        idx lmax = h > w ? h : w;                                                                  \
         const T *gam[2] = {gamma_h, gamma_w}, *bet[2] = {beta_h, beta_w};                          \
         double eps[2] = {eps_h, eps_w};                                                            \
+        T *tp = scratch, *wt = tp + (lmax + k) * gc, *o = wt + k * gc, *scale = o + lmax * gc;     \
+        T *shift = scale + gc;                                                                     \
+        for (idx c = 0; c < gc; ++c)                                                               \
+            for (idx j = 0; j < k; ++j) wt[j * gc + c] = weight[c * k + j];                        \
         for (int axis = 0; axis < 2; ++axis) {                                                     \
             idx l = len[axis];                                                                     \
-            double sum = 0, sq = 0;                                                                \
-            for (idx j = 0; j < p; ++j) padded[j] = padded[p + l + j] = 0;                         \
+            for (idx i = 0; i < p * gc; ++i) tp[i] = tp[(p + l) * gc + i] = 0;                     \
             for (idx c = 0; c < gc; ++c) {                                                         \
-                const T *t = means + c * row + off_in[axis], *wc = weight + c * k;                 \
-                T *o = out + c * (h + w) + off_out[axis];                                          \
-                for (idx i = 0; i < l; ++i) {                                                      \
-                    padded[p + i] = t[i];                                                          \
-                    o[i] = bias[c];                                                                \
+                const T *t = means + c * row + off_in[axis];                                       \
+                for (idx i = 0; i < l; ++i) tp[(p + i) * gc + c] = t[i];                           \
+            }                                                                                      \
+            double sum = 0, sq = 0;                                                                \
+            for (idx i = 0; i < l; ++i) {                                                          \
+                T *oi = o + i * gc;                                                                \
+                for (idx c = 0; c < gc; ++c) oi[c] = bias[c];                                      \
+                for (idx j = 0; j < k; ++j) {                                                      \
+                    const T *tj = tp + (i + j) * gc, *wj = wt + j * gc;                            \
+                    for (idx c = 0; c < gc; ++c) oi[c] += wj[c] * tj[c];                           \
                 }                                                                                  \
-                for (idx j = 0; j < k; ++j) { /* tap by tap: the loop over positions vectorises */ \
-                    T wj = wc[j];                                                                  \
-                    for (idx i = 0; i < l; ++i) o[i] += wj * padded[i + j];                        \
-                }                                                                                  \
-                _Pragma("omp simd reduction(+ : sum)") for (idx i = 0; i < l; ++i) sum += o[i];    \
+                _Pragma("omp simd reduction(+ : sum)") for (idx c = 0; c < gc; ++c) sum += oi[c];  \
             }                                                                                      \
             double mean = sum / (double)(gc * l);                                                  \
-            for (idx c = 0; c < gc; ++c) {                                                         \
-                const T *o = out + c * (h + w) + off_out[axis];                                    \
-                _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < l; ++i)                  \
-                    sq += ((double)o[i] - mean) * ((double)o[i] - mean);                           \
-            }                                                                                      \
+            _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < l * gc; ++i)                 \
+                sq += ((double)o[i] - mean) * ((double)o[i] - mean);                               \
             double rstd = 1.0 / sqrt(sq / (double)(gc * l) + eps[axis]);                           \
             for (idx c = 0; c < gc; ++c) {                                                         \
-                T *o = out + c * (h + w) + off_out[axis];                                          \
-                T scale = (T)(rstd * gam[axis][c]);                                                \
-                T shift = (T)(bet[axis][c] - mean * rstd * gam[axis][c]);                          \
-                if (!softmax) {                                                                    \
-                    for (idx i = 0; i < l; ++i) o[i] = sigmoid_##SUF(o[i] * scale + shift);        \
-                    continue;                                                                      \
-                }                                                                                  \
-                T m = o[0] * scale + shift, den = 0;                                               \
-                for (idx i = 0; i < l; ++i) {                                                      \
-                    o[i] = o[i] * scale + shift;                                                   \
-                    m = o[i] > m ? o[i] : m;                                                       \
-                }                                                                                  \
-                for (idx i = 0; i < l; ++i) {                                                      \
-                    o[i] = EXP(o[i] - m);                                                          \
-                    den += o[i];                                                                   \
-                }                                                                                  \
-                for (idx i = 0; i < l; ++i) o[i] /= den;                                           \
+                scale[c] = (T)(rstd * gam[axis][c]);                                               \
+                shift[c] = (T)(bet[axis][c] - mean * rstd * gam[axis][c]);                         \
+            }                                                                                      \
+            for (idx i = 0; i < l; ++i) {                                                          \
+                T *oi = o + i * gc;                                                                \
+                if (softmax)                                                                       \
+                    for (idx c = 0; c < gc; ++c) oi[c] = oi[c] * scale[c] + shift[c];              \
+                else                                                                               \
+                    for (idx c = 0; c < gc; ++c) oi[c] = sigmoid_##SUF(oi[c] * scale[c] + shift[c]); \
+            }                                                                                      \
+            if (softmax) { /* along the axis, per channel: scale holds the max, shift the sum */   \
+                for (idx c = 0; c < gc; ++c) scale[c] = o[c], shift[c] = 0;                        \
+                for (idx i = 1; i < l; ++i)                                                        \
+                    for (idx c = 0; c < gc; ++c) scale[c] = o[i * gc + c] > scale[c] ? o[i * gc + c] : scale[c]; \
+                for (idx i = 0; i < l; ++i)                                                        \
+                    for (idx c = 0; c < gc; ++c) {                                                 \
+                        o[i * gc + c] = EXP(o[i * gc + c] - scale[c]);                             \
+                        shift[c] += o[i * gc + c];                                                 \
+                    }                                                                              \
+                for (idx i = 0; i < l; ++i)                                                        \
+                    for (idx c = 0; c < gc; ++c) o[i * gc + c] /= shift[c];                        \
+            }                                                                                      \
+            for (idx c = 0; c < gc; ++c) {                                                         \
+                T *dst = out + c * (h + w) + off_out[axis];                                        \
+                for (idx i = 0; i < l; ++i) dst[i] = o[i * gc + c];                                \
             }                                                                                      \
         }                                                                                          \
     }
 
 DEFINE_GATES(float, f32, exp_nonpositive)
-DEFINE_GATES(double, f64, exp_nonpositive_f64)
+DEFINE_GATES(double, f64, exp)
 
 /* Each Python entry point: (is_double, pointers and sizes as integers). The caller (the fast
  * path) has checked dtypes, contiguity and shapes; these functions trust it. */
@@ -520,8 +533,8 @@ static PyObject *native_gates(PyObject *self, PyObject *args) {
     idx gc = C / 4, P = B * 4, work = B * C * (h + w) * 16;
     idx kmax = 1;
     for (int g = 0; g < 4; ++g) kmax = ks[g] > kmax ? ks[g] : kmax;
-    idx pad_len = (h > w ? h : w) + kmax; /* a segment with its zero padding */
-    FOR_PLANES(pad_len, {
+    idx scratch_len = (2 * ((h > w ? h : w) + kmax) + 2) * gc;
+    FOR_PLANES(scratch_len, {
         idx b = p / 4;
         int g = (int)(p % 4);
         idx c0 = g * gc;
