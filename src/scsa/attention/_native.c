@@ -347,6 +347,58 @@ DEFINE_ATTENTION(double, f64, exp)
 DEFINE_GATES(float, f32, exp_nonpositive)
 DEFINE_GATES(double, f64, exp)
 
+/* PCSA's channel gate (spec steps 6-9) for one sample, forward only: GroupNorm(1) of the pooled
+ * tokens y (C, n) with its affine, the depth-wise q, k, v (v averaged over the tokens first:
+ * mean_n(attn @ v) = attn @ mean_n(v)), the attention per head, then the sigmoid, or the softmax
+ * over the channels. Biases may be NULL. Scratch: (4 * n + 6) * (C / heads) doubles. */
+#define DEFINE_CHANNEL_GATE(T, SUF, EXP)                                                           \
+    MULTIVERSION static void channel_gate_##SUF(                                                   \
+        const T *y, idx C, idx n, idx heads, const T *nw, const T *nb, double eps, const T *qw,    \
+        const T *qb, const T *kw, const T *kb, const T *vw, const T *vb, double scale, int softmax, \
+        T *g, double *scratch) {                                                                   \
+        double sum = 0, sq = 0;                                                                    \
+        _Pragma("omp simd reduction(+ : sum)") for (idx i = 0; i < C * n; ++i) sum += y[i];        \
+        double mean = sum / (double)(C * n);                                                       \
+        _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < C * n; ++i)                      \
+            sq += ((double)y[i] - mean) * ((double)y[i] - mean);                                   \
+        double rstd = 1.0 / sqrt(sq / (double)(C * n) + eps);                                      \
+        idx d = C / heads;                                                                         \
+        T *q = (T *)scratch, *k = q + d * n, *v = k + d * n, *o = v + d;                           \
+        double *att = scratch + 2 * n * d + 2 * d;                                                 \
+        for (idx hd = 0; hd < heads; ++hd) {                                                       \
+            for (idx i = 0; i < d; ++i) {                                                          \
+                idx c = hd * d + i;                                                                \
+                T a = (T)(rstd * nw[c]), b = (T)(nb[c] - mean * rstd * nw[c]);                     \
+                T sq_ = (T)scale * qw[c], bq = qb ? (T)scale * qb[c] : 0, bk = kb ? kb[c] : 0;     \
+                double vs = 0;                                                                     \
+                for (idx f = 0; f < n; ++f) {                                                      \
+                    T t = y[c * n + f] * a + b;                                                    \
+                    q[i * n + f] = t * sq_ + bq;                                                   \
+                    k[i * n + f] = t * kw[c] + bk;                                                 \
+                    vs += t;                                                                       \
+                }                                                                                  \
+                v[i] = (T)(vs / (double)n) * vw[c] + (vb ? vb[c] : 0);                             \
+            }                                                                                      \
+            attend_item_##SUF(q, k, v, d, n, o, att);                                              \
+            for (idx i = 0; i < d; ++i) g[hd * d + i] = o[i];                                      \
+        }                                                                                          \
+        if (!softmax) {                                                                            \
+            for (idx c = 0; c < C; ++c) g[c] = sigmoid_##SUF(g[c]);                                \
+            return;                                                                                \
+        }                                                                                          \
+        T m = g[0];                                                                                \
+        double den = 0;                                                                            \
+        for (idx c = 1; c < C; ++c) m = g[c] > m ? g[c] : m;                                       \
+        for (idx c = 0; c < C; ++c) {                                                              \
+            g[c] = EXP(g[c] - m);                                                                  \
+            den += g[c];                                                                           \
+        }                                                                                          \
+        for (idx c = 0; c < C; ++c) g[c] = (T)(g[c] / den);                                        \
+    }
+
+DEFINE_CHANNEL_GATE(float, f32, exp_nonpositive)
+DEFINE_CHANNEL_GATE(double, f64, exp)
+
 /* Each Python entry point: (is_double, pointers and sizes as integers). The caller (the fast
  * path) has checked dtypes, contiguity and shapes; these functions trust it. */
 
@@ -552,6 +604,31 @@ static PyObject *native_gates(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* channel_gate(is_double, y, B, C, n, heads, norm weight, norm bias, eps, q weight, q bias or 0,
+ * k weight, k bias or 0, v weight, v bias or 0, scale, softmax, g): y (B, C, n) -> g (B, C). */
+static PyObject *native_channel_gate(PyObject *self, PyObject *args) {
+    int dbl, softmax;
+    unsigned long long y, nw, nb, qw, qb, kw, kb, vw, vb, g;
+    idx B, C, n, heads;
+    double eps, scale;
+    if (!PyArg_ParseTuple(args, "pKnnnnKKdKKKKKKdpK", &dbl, &y, &B, &C, &n, &heads, &nw, &nb, &eps, &qw, &qb,
+                          &kw, &kb, &vw, &vb, &scale, &softmax, &g))
+        return NULL;
+    idx P = B, work = B * C * (C / heads) * n;
+    FOR_PLANES((4 * n + 6) * (C / heads), {
+        if (dbl)
+            channel_gate_f64(PTR(double, y) + p * C * n, C, n, heads, PTR(double, nw), PTR(double, nb), eps,
+                             PTR(double, qw), PTR(double, qb), PTR(double, kw), PTR(double, kb),
+                             PTR(double, vw), PTR(double, vb), scale, softmax, PTR(double, g) + p * C,
+                             scratch);
+        else
+            channel_gate_f32(PTR(float, y) + p * C * n, C, n, heads, PTR(float, nw), PTR(float, nb), eps,
+                             PTR(float, qw), PTR(float, qb), PTR(float, kw), PTR(float, kb), PTR(float, vw),
+                             PTR(float, vb), scale, softmax, PTR(float, g) + p * C, scratch);
+    })
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef native_methods[] = {
     {"means", native_means, METH_VARARGS, "Row and column means of each plane."},
     {"pool", native_pool, METH_VARARGS, "Average pooling of x * a_h ⊗ a_w."},
@@ -560,6 +637,7 @@ static PyMethodDef native_methods[] = {
     {"share", native_share, METH_VARARGS, "The pooling's share of the gates' gradients."},
     {"dx", native_dx, METH_VARARGS, "The gradient of x."},
     {"gates", native_gates, METH_VARARGS, "SMSA's gates from the axis means."},
+    {"channel_gate", native_channel_gate, METH_VARARGS, "PCSA's channel gate (forward)."},
     {"attend", native_attend, METH_VARARGS, "softmax(q kᵀ) v for one value column."},
     {"attend_backward", native_attend_backward, METH_VARARGS, "The backward of attend."},
     {NULL, NULL, 0, NULL},

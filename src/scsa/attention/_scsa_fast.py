@@ -269,8 +269,39 @@ def _depthwise_affine(t: torch.Tensor, conv: nn.Conv2d, heads: int, scale: float
     return out
 
 
+def _native_channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor | None:
+    """:func:`_channel_gate` in one C call, without autograd, where the C module applies; else None."""
+    n = y.shape[2] * y.shape[3]
+    if (
+        _native is None
+        or torch.is_grad_enabled()
+        or not 2 <= n <= _NATIVE_MAX_TOKENS
+        or (block.training and block.attn_drop.p > 0.0)
+    ):
+        return None
+    params = [block.norm.weight, block.norm.bias, block.q.weight, block.k.weight, block.v.weight]
+    biases = [block.q.bias, block.k.bias, block.v.bias]
+    if not all(t is not None and t.dtype == y.dtype and t.is_contiguous() for t in params) or not all(
+        t is None or (t.dtype == y.dtype and t.is_contiguous()) for t in biases
+    ):
+        return None
+    y = y.contiguous()
+    g = y.new_empty(y.shape[0], y.shape[1])
+    qb, kb, vb = (0 if t is None else t.data_ptr() for t in biases)
+    _native.channel_gate(
+        y.dtype == torch.float64, y.data_ptr(), y.shape[0], y.shape[1], n, block.head_num,
+        block.norm.weight.data_ptr(), block.norm.bias.data_ptr(), block.norm.eps,
+        block.q.weight.data_ptr(), qb, block.k.weight.data_ptr(), kb, block.v.weight.data_ptr(), vb,
+        block.scaler, block.ca_softmax, g.data_ptr(),
+    )  # fmt: skip
+    return g
+
+
 def _channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
     """PCSA steps 6-9 on the pooled tokens y (b, c, h', w') -> the gate (b, c)."""
+    g = _native_channel_gate(block, y)
+    if g is not None:
+        return g
     b, c = y.shape[0], y.shape[1]
     heads, scale = block.head_num, block.scaler
     y = _plain.group_norm(y, 1, block.norm.weight, block.norm.bias, block.norm.eps, y.dtype)
