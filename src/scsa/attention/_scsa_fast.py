@@ -45,7 +45,7 @@ _ROWS_MIN_SIDE = 16
 _GEMM_MEANS_MAX_AREA = 256
 _PCSA_PREFIXES = ("norm.", "q.", "k.", "v.")
 # Up to this many pooled tokens the C module computes the channel attention (see _channel_gate).
-_NATIVE_MAX_TOKENS = 8
+_NATIVE_MAX_TOKENS = 16
 _is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
 
 
