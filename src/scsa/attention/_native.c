@@ -347,6 +347,112 @@ DEFINE_ATTENTION(double, f64, exp)
 DEFINE_GATES(float, f32, exp_nonpositive)
 DEFINE_GATES(double, f64, exp)
 
+/* The backward of gates_group: from dL/da (gc, h + w) to dL/dmeans (gc, row, same layout as the
+ * means) and this sample's share of the parameter gradients: dw (gc, k), db (gc), and for each
+ * axis dgamma, dbeta (gc). The forward is recomputed first (same arithmetic as gates_group).
+ * Scratch: (4 * (lmax + kmax) + 2) * gc + lmax values. */
+#define DEFINE_GATES_BACKWARD(T, SUF, EXP)                                                         \
+    MULTIVERSION static void gates_group_backward_##SUF(                                           \
+        const T *means, idx row, idx ow, idx gc, idx h, idx w, const T *weight, idx k,             \
+        const T *bias, const T *gamma_h, const T *beta_h, const T *gamma_w, const T *beta_w,       \
+        double eps_h, double eps_w, int softmax, const T *da, T *dmeans, T *dw, T *db,             \
+        T *dgamma_h, T *dbeta_h, T *dgamma_w, T *dbeta_w, T *scratch) {                            \
+        idx len[2] = {h, w}, off_in[2] = {0, ow}, off_out[2] = {0, h}, p = k / 2;                  \
+        idx lmax = h > w ? h : w;                                                                  \
+        const T *gam[2] = {gamma_h, gamma_w}, *bet[2] = {beta_h, beta_w};                          \
+        T *dgam[2] = {dgamma_h, dgamma_w}, *dbet[2] = {dbeta_h, dbeta_w};                          \
+        double eps[2] = {eps_h, eps_w};                                                            \
+        T *tp = scratch, *wt = tp + (lmax + k) * gc, *xh = wt + k * gc, *dz = xh + lmax * gc;      \
+        T *dtp = dz + lmax * gc, *tmp = dtp + (lmax + k) * gc;                                     \
+        for (idx c = 0; c < gc; ++c) {                                                             \
+            db[c] = 0;                                                                             \
+            for (idx j = 0; j < k; ++j) wt[j * gc + c] = weight[c * k + j], dw[c * k + j] = 0;     \
+        }                                                                                          \
+        for (int axis = 0; axis < 2; ++axis) {                                                     \
+            idx l = len[axis];                                                                     \
+            double L = (double)(gc * l);                                                           \
+            for (idx i = 0; i < p * gc; ++i) tp[i] = tp[(p + l) * gc + i] = 0;                     \
+            for (idx c = 0; c < gc; ++c) {                                                         \
+                const T *t = means + c * row + off_in[axis];                                       \
+                for (idx i = 0; i < l; ++i) tp[(p + i) * gc + c] = t[i];                           \
+            }                                                                                      \
+            double sum = 0, sq = 0;                                                                \
+            for (idx i = 0; i < l; ++i) { /* conv output into xh */                                \
+                T *oi = xh + i * gc;                                                               \
+                for (idx c = 0; c < gc; ++c) oi[c] = bias[c];                                      \
+                for (idx j = 0; j < k; ++j) {                                                      \
+                    const T *tj = tp + (i + j) * gc, *wj = wt + j * gc;                            \
+                    for (idx c = 0; c < gc; ++c) oi[c] += wj[c] * tj[c];                           \
+                }                                                                                  \
+                _Pragma("omp simd reduction(+ : sum)") for (idx c = 0; c < gc; ++c) sum += oi[c];  \
+            }                                                                                      \
+            double mean = sum / L;                                                                 \
+            _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < l * gc; ++i)                 \
+                sq += ((double)xh[i] - mean) * ((double)xh[i] - mean);                             \
+            double rstd = 1.0 / sqrt(sq / L + eps[axis]);                                          \
+            for (idx i = 0; i < l * gc; ++i) xh[i] = (T)((xh[i] - mean) * rstd);                   \
+            /* the gate a and dz = dL/dz (z = xhat gamma + beta), position-major */               \
+            for (idx c = 0; c < gc; ++c) {                                                         \
+                const T *dac = da + c * (h + w) + off_out[axis];                                   \
+                for (idx i = 0; i < l; ++i) {                                                      \
+                    T z = xh[i * gc + c] * gam[axis][c] + bet[axis][c];                            \
+                    tmp[i] = z;                                                                    \
+                }                                                                                  \
+                if (!softmax) {                                                                    \
+                    for (idx i = 0; i < l; ++i) {                                                  \
+                        T a = sigmoid_##SUF(tmp[i]);                                               \
+                        dz[i * gc + c] = dac[i] * a * (1 - a);                                     \
+                    }                                                                              \
+                    continue;                                                                      \
+                }                                                                                  \
+                T m = tmp[0];                                                                      \
+                double den = 0, dot = 0;                                                           \
+                for (idx i = 1; i < l; ++i) m = tmp[i] > m ? tmp[i] : m;                           \
+                for (idx i = 0; i < l; ++i) tmp[i] = EXP(tmp[i] - m), den += tmp[i];               \
+                for (idx i = 0; i < l; ++i) tmp[i] = (T)(tmp[i] / den), dot += tmp[i] * dac[i];     \
+                for (idx i = 0; i < l; ++i) dz[i * gc + c] = tmp[i] * (T)(dac[i] - dot);           \
+            }                                                                                      \
+            /* affine, then GroupNorm's backward: do = rstd (dxh - mean(dxh) - xh mean(dxh xh)) */ \
+            double s1 = 0, s2 = 0;                                                                 \
+            for (idx c = 0; c < gc; ++c) dgam[axis][c] = 0, dbet[axis][c] = 0;                     \
+            for (idx i = 0; i < l; ++i) {                                                          \
+                T *dzi = dz + i * gc, *xhi = xh + i * gc;                                          \
+                for (idx c = 0; c < gc; ++c) {                                                     \
+                    dgam[axis][c] += dzi[c] * xhi[c];                                              \
+                    dbet[axis][c] += dzi[c];                                                       \
+                    dzi[c] *= gam[axis][c]; /* dz now holds dL/dxhat */                            \
+                    s1 += dzi[c];                                                                  \
+                    s2 += dzi[c] * xhi[c];                                                         \
+                }                                                                                  \
+            }                                                                                      \
+            s1 /= L;                                                                               \
+            s2 /= L;                                                                               \
+            for (idx i = 0; i < l * gc; ++i) dz[i] = (T)(rstd * (dz[i] - s1 - xh[i] * s2));        \
+            /* the convolution's backward: dtp[i + j] += w_j do_i, dw_j += do_i tp[i + j] */       \
+            for (idx i = 0; i < (l + 2 * p) * gc; ++i) dtp[i] = 0;                                 \
+            for (idx i = 0; i < l; ++i) {                                                          \
+                const T *doi = dz + i * gc;                                                        \
+                for (idx c = 0; c < gc; ++c) db[c] += doi[c];                                      \
+                for (idx j = 0; j < k; ++j) {                                                      \
+                    const T *wj = wt + j * gc, *tj = tp + (i + j) * gc;                            \
+                    T *dtj = dtp + (i + j) * gc;                                                   \
+                    for (idx c = 0; c < gc; ++c) {                                                 \
+                        dtj[c] += wj[c] * doi[c];                                                  \
+                        tmp[c] = doi[c] * tj[c];                                                   \
+                    }                                                                              \
+                    for (idx c = 0; c < gc; ++c) dw[c * k + j] += tmp[c];                          \
+                }                                                                                  \
+            }                                                                                      \
+            for (idx c = 0; c < gc; ++c) {                                                         \
+                T *dst = dmeans + c * row + off_in[axis];                                          \
+                for (idx i = 0; i < l; ++i) dst[i] = dtp[(p + i) * gc + c];                        \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+DEFINE_GATES_BACKWARD(float, f32, exp_nonpositive)
+DEFINE_GATES_BACKWARD(double, f64, exp)
+
 /* PCSA's channel gate (spec steps 6-9) for one sample, forward only: GroupNorm(1) of the pooled
  * tokens y (C, n) with its affine, the depth-wise q, k, v (v averaged over the tokens first:
  * mean_n(attn @ v) = attn @ mean_n(v)), the attention per head, then the sigmoid, or the softmax
@@ -629,6 +735,48 @@ static PyObject *native_channel_gate(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* gates_backward(is_double, means, B, C, h, w, row, ow, (weight, k, bias) x 4, gamma_h, beta_h,
+ * gamma_w, beta_w, eps_h, eps_w, softmax, da (B, C, h + w), dmeans (B, C, row; its gap is left as
+ * is), (dw_g (B, C/4, k_g), db_g (B, C/4)) x 4, dgamma_h, dbeta_h, dgamma_w, dbeta_w (B, C)):
+ * parameter gradients per sample, for the caller to sum. */
+static PyObject *native_gates_backward(PyObject *self, PyObject *args) {
+    int dbl, softmax;
+    unsigned long long means, wt[4], bs[4], gh, bh, gw, bw, da, dmeans, dw[4], dbias[4], dgh, dbh, dgw, dbw;
+    idx B, C, h, w, row, ow, ks[4];
+    double eps_h, eps_w;
+    if (!PyArg_ParseTuple(args, "pKnnnnnnKnKKnKKnKKnKKKKKddpKKKKKKKKKKKKKK", &dbl, &means, &B, &C, &h, &w,
+                          &row, &ow, &wt[0], &ks[0], &bs[0], &wt[1], &ks[1], &bs[1], &wt[2], &ks[2], &bs[2],
+                          &wt[3], &ks[3], &bs[3], &gh, &bh, &gw, &bw, &eps_h, &eps_w, &softmax, &da, &dmeans,
+                          &dw[0], &dbias[0], &dw[1], &dbias[1], &dw[2], &dbias[2], &dw[3], &dbias[3], &dgh,
+                          &dbh, &dgw, &dbw))
+        return NULL;
+    idx gc = C / 4, P = B * 4, work = B * C * (h + w) * 32;
+    idx kmax = 1;
+    for (int g = 0; g < 4; ++g) kmax = ks[g] > kmax ? ks[g] : kmax;
+    idx scratch_len = (4 * ((h > w ? h : w) + kmax) + 2) * gc + (h > w ? h : w); /* + tmp */
+    FOR_PLANES(scratch_len, {
+        idx b = p / 4;
+        int g = (int)(p % 4);
+        idx c0 = g * gc;
+        idx pc = b * C + c0; /* this item's first (sample, channel) row */
+        if (dbl)
+            gates_group_backward_f64(
+                PTR(double, means) + pc * row, row, ow, gc, h, w, PTR(double, wt[g]), ks[g], PTR(double, bs[g]),
+                PTR(double, gh) + c0, PTR(double, bh) + c0, PTR(double, gw) + c0, PTR(double, bw) + c0, eps_h,
+                eps_w, softmax, PTR(double, da) + pc * (h + w), PTR(double, dmeans) + pc * row,
+                PTR(double, dw[g]) + b * gc * ks[g], PTR(double, dbias[g]) + b * gc, PTR(double, dgh) + pc,
+                PTR(double, dbh) + pc, PTR(double, dgw) + pc, PTR(double, dbw) + pc, scratch);
+        else
+            gates_group_backward_f32(
+                PTR(float, means) + pc * row, row, ow, gc, h, w, PTR(float, wt[g]), ks[g], PTR(float, bs[g]),
+                PTR(float, gh) + c0, PTR(float, bh) + c0, PTR(float, gw) + c0, PTR(float, bw) + c0, eps_h,
+                eps_w, softmax, PTR(float, da) + pc * (h + w), PTR(float, dmeans) + pc * row,
+                PTR(float, dw[g]) + b * gc * ks[g], PTR(float, dbias[g]) + b * gc, PTR(float, dgh) + pc,
+                PTR(float, dbh) + pc, PTR(float, dgw) + pc, PTR(float, dbw) + pc, (float *)scratch);
+    })
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef native_methods[] = {
     {"means", native_means, METH_VARARGS, "Row and column means of each plane."},
     {"pool", native_pool, METH_VARARGS, "Average pooling of x * a_h ⊗ a_w."},
@@ -638,6 +786,7 @@ static PyMethodDef native_methods[] = {
     {"dx", native_dx, METH_VARARGS, "The gradient of x."},
     {"gates", native_gates, METH_VARARGS, "SMSA's gates from the axis means."},
     {"channel_gate", native_channel_gate, METH_VARARGS, "PCSA's channel gate (forward)."},
+    {"gates_backward", native_gates_backward, METH_VARARGS, "The backward of gates."},
     {"attend", native_attend, METH_VARARGS, "softmax(q kᵀ) v for one value column."},
     {"attend_backward", native_attend_backward, METH_VARARGS, "The backward of attend."},
     {NULL, NULL, 0, NULL},

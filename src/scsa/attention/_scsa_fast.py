@@ -466,6 +466,31 @@ def _native_gates(block: nn.Module, means: torch.Tensor, h: int, w: int) -> tupl
     return out[:, :, :h], out[:, :, h:]
 
 
+def _native_gates_backward(
+    block: nn.Module, means: torch.Tensor, h: int, w: int, da_h: torch.Tensor, da_w: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The backward of :func:`_native_gates`: dL/dmeans (its gap left unset) and the gradients of
+    :func:`_smsa_params`, in that order."""
+    b, c, row = means.shape
+    gc, ks = c // 4, block.group_kernel_sizes
+    da = torch.cat((da_h, da_w), dim=2).to(means.dtype).contiguous()  # (b, c, h + w)
+    dmeans = torch.empty_like(means)
+    d_conv = [t for k in ks for t in (means.new_empty(b, gc, k), means.new_empty(b, gc))]  # per sample
+    d_norm = [means.new_empty(b, c) for _ in range(4)]
+    convs = [getattr(block, name) for name in _plain._CONV_NAMES]
+    per_group = [v for conv, k in zip(convs, ks) for v in (conv.weight, k, conv.bias)]
+    _native.gates_backward(
+        means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w,
+        *(v if isinstance(v, int) else v.data_ptr() for v in per_group),
+        block.norm_h.weight.data_ptr(), block.norm_h.bias.data_ptr(),
+        block.norm_w.weight.data_ptr(), block.norm_w.bias.data_ptr(),
+        block.norm_h.eps, block.norm_w.eps, block.sa_softmax, da.data_ptr(), dmeans.data_ptr(),
+        *(t.data_ptr() for t in d_conv), *(t.data_ptr() for t in d_norm),
+    )  # fmt: skip
+    params = _smsa_params(block)
+    return dmeans, [t.sum(0).view(p.shape) for t, p in zip(d_conv + d_norm, params)]
+
+
 def _native_pool(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     """Average pooling (kh × kw windows, floor mode) of x * a_h ⊗ a_w without forming it."""
     b, c, h, w = x.shape
@@ -615,10 +640,15 @@ class _SCSAFunction(torch.autograd.Function):
         x, means, y = ctx.saved_tensors
         block = ctx.block
         devices = [x.device] if x.device.type == "cuda" else []
+        # SMSA's small graph: by the C module forward and backward where it applies, else autograd
+        native_smsa = ctx.route == "native" and _native_gates_apply(block, x)
         with torch.enable_grad(), torch.random.fork_rng(devices, enabled=ctx.rng is not None):
             _set_rng_state(ctx.rng, x.device)
-            means = means.detach().requires_grad_()
-            a_h, a_w = _axis_gates(block, means, x.shape[2])  # (b, c, h), (b, c, w)
+            if native_smsa:
+                a_h, a_w = _native_gates(block, means, x.shape[2], x.shape[3])
+            else:
+                means = means.detach().requires_grad_()
+                a_h, a_w = _axis_gates(block, means, x.shape[2])  # (b, c, h), (b, c, w)
             y = y.detach().requires_grad_()
             g = _channel_gate(block, y)  # (b, c)
         ah, aw, gx = a_h.detach().to(x.dtype), a_w.detach().to(x.dtype), g.detach().to(x.dtype)
@@ -640,9 +670,13 @@ class _SCSAFunction(torch.autograd.Function):
             return res[0], th * gd, tw * gd
 
         def smsa_backward(da_h: torch.Tensor, da_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            res = torch.autograd.grad((a_h, a_w), [means, *smsa], (da_h, da_w))
-            grads.update(zip(map(id, smsa), res[1:]))
-            d_means = res[0].to(x.dtype)
+            if native_smsa:
+                d_means, res = _native_gates_backward(block, means, x.shape[2], x.shape[3], da_h, da_w)
+                grads.update((id(p), r) for p, r in zip(_smsa_params(block), res) if p.requires_grad)
+            else:
+                d_means, *res = torch.autograd.grad((a_h, a_w), [means, *smsa], (da_h, da_w))
+                grads.update(zip(map(id, smsa), res))
+            d_means = d_means.to(x.dtype)
             return d_means[:, :, : x.shape[2]], d_means[:, :, d_means.shape[2] - x.shape[3] :]
 
         if ctx.route == "native":
