@@ -461,7 +461,7 @@ DEFINE_GATES_BACKWARD(double, f64, exp)
     MULTIVERSION static void channel_gate_##SUF(                                                   \
         const T *y, idx C, idx n, idx heads, const T *nw, const T *nb, double eps, const T *qw,    \
         const T *qb, const T *kw, const T *kb, const T *vw, const T *vb, double scale, int softmax, \
-        T *g, double *scratch) {                                                                   \
+        T *g, T *o_out, double *scratch) {                                                         \
         double sum = 0, sq = 0;                                                                    \
         _Pragma("omp simd reduction(+ : sum)") for (idx i = 0; i < C * n; ++i) sum += y[i];        \
         double mean = sum / (double)(C * n);                                                       \
@@ -488,6 +488,8 @@ DEFINE_GATES_BACKWARD(double, f64, exp)
             attend_item_##SUF(q, k, v, d, n, o, att);                                              \
             for (idx i = 0; i < d; ++i) g[hd * d + i] = o[i];                                      \
         }                                                                                          \
+        if (o_out)                                                                                 \
+            for (idx c = 0; c < C; ++c) o_out[c] = g[c];                                           \
         if (!softmax) {                                                                            \
             for (idx c = 0; c < C; ++c) g[c] = sigmoid_##SUF(g[c]);                                \
             return;                                                                                \
@@ -711,14 +713,15 @@ static PyObject *native_gates(PyObject *self, PyObject *args) {
 }
 
 /* channel_gate(is_double, y, B, C, n, heads, norm weight, norm bias, eps, q weight, q bias or 0,
- * k weight, k bias or 0, v weight, v bias or 0, scale, softmax, g): y (B, C, n) -> g (B, C). */
+ * k weight, k bias or 0, v weight, v bias or 0, scale, softmax, g, o or 0): y (B, C, n) -> g (B, C),
+ * and the attention's output before the gate into o (B, C) unless 0. */
 static PyObject *native_channel_gate(PyObject *self, PyObject *args) {
     int dbl, softmax;
-    unsigned long long y, nw, nb, qw, qb, kw, kb, vw, vb, g;
+    unsigned long long y, nw, nb, qw, qb, kw, kb, vw, vb, g, o;
     idx B, C, n, heads;
     double eps, scale;
-    if (!PyArg_ParseTuple(args, "pKnnnnKKdKKKKKKdpK", &dbl, &y, &B, &C, &n, &heads, &nw, &nb, &eps, &qw, &qb,
-                          &kw, &kb, &vw, &vb, &scale, &softmax, &g))
+    if (!PyArg_ParseTuple(args, "pKnnnnKKdKKKKKKdpKK", &dbl, &y, &B, &C, &n, &heads, &nw, &nb, &eps, &qw, &qb,
+                          &kw, &kb, &vw, &vb, &scale, &softmax, &g, &o))
         return NULL;
     idx P = B, work = B * C * (C / heads) * n;
     FOR_PLANES((4 * n + 6) * (C / heads), {
@@ -726,11 +729,12 @@ static PyObject *native_channel_gate(PyObject *self, PyObject *args) {
             channel_gate_f64(PTR(double, y) + p * C * n, C, n, heads, PTR(double, nw), PTR(double, nb), eps,
                              PTR(double, qw), PTR(double, qb), PTR(double, kw), PTR(double, kb),
                              PTR(double, vw), PTR(double, vb), scale, softmax, PTR(double, g) + p * C,
-                             scratch);
+                             o ? PTR(double, o) + p * C : NULL, scratch);
         else
             channel_gate_f32(PTR(float, y) + p * C * n, C, n, heads, PTR(float, nw), PTR(float, nb), eps,
                              PTR(float, qw), PTR(float, qb), PTR(float, kw), PTR(float, kb), PTR(float, vw),
-                             PTR(float, vb), scale, softmax, PTR(float, g) + p * C, scratch);
+                             PTR(float, vb), scale, softmax, PTR(float, g) + p * C,
+                             o ? PTR(float, o) + p * C : NULL, scratch);
     })
     Py_RETURN_NONE;
 }

@@ -46,6 +46,7 @@ _GEMM_MEANS_MAX_AREA = 256
 _PCSA_PREFIXES = ("norm.", "q.", "k.", "v.")
 # Up to this many pooled tokens the C module computes the channel attention (see _channel_gate).
 _NATIVE_MAX_TOKENS = 16
+_NATIVE_DTYPES = (torch.float32, torch.float64)
 _is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
 
 
@@ -230,9 +231,13 @@ class _NativeAttention(torch.autograd.Function):
     of scores lives in a buffer of d values, forward and backward."""
 
     @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, known: torch.Tensor | None = None):
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         d, n = q.shape[-2], q.shape[-1]
+        if known is not None:  # the output is known from the forward pass: only the graph is rebuilt
+            o = known.reshape(v.shape).to(v.dtype, copy=True)
+            ctx.save_for_backward(q, k, v, o)
+            return o
         o = v.new_empty(v.shape)
         _native.attend(
             q.dtype == torch.float64,
@@ -257,7 +262,7 @@ class _NativeAttention(torch.autograd.Function):
             q.dtype == torch.float64, q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), do.data_ptr(),
             q[..., 0, 0].numel(), q.shape[-2], q.shape[-1], dq.data_ptr(), dk.data_ptr(), dv.data_ptr(),
         )  # fmt: skip
-        return dq, dk, dv
+        return dq, dk, dv, None
 
 
 def _depthwise_affine(t: torch.Tensor, conv: nn.Conv2d, heads: int, scale: float = 1.0) -> torch.Tensor:
@@ -269,7 +274,7 @@ def _depthwise_affine(t: torch.Tensor, conv: nn.Conv2d, heads: int, scale: float
     return out
 
 
-def _native_channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor | None:
+def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None) -> torch.Tensor | None:
     """:func:`_channel_gate` in one C call, without autograd, where the C module applies; else None."""
     n = y.shape[2] * y.shape[3]
     if (
@@ -288,18 +293,26 @@ def _native_channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor | No
     y = y.contiguous()
     g = y.new_empty(y.shape[0], y.shape[1])
     qb, kb, vb = (0 if t is None else t.data_ptr() for t in biases)
+    o = g.new_empty(g.shape) if attn_out is not None else None
     _native.channel_gate(
         y.dtype == torch.float64, y.data_ptr(), y.shape[0], y.shape[1], n, block.head_num,
         block.norm.weight.data_ptr(), block.norm.bias.data_ptr(), block.norm.eps,
         block.q.weight.data_ptr(), qb, block.k.weight.data_ptr(), kb, block.v.weight.data_ptr(), vb,
-        block.scaler, block.ca_softmax, g.data_ptr(),
+        block.scaler, block.ca_softmax, g.data_ptr(), 0 if o is None else o.data_ptr(),
     )  # fmt: skip
+    if o is not None:
+        attn_out.append(o)
     return g
 
 
-def _channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    """PCSA steps 6-9 on the pooled tokens y (b, c, h', w') -> the gate (b, c)."""
-    g = _native_channel_gate(block, y)
+def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = None) -> torch.Tensor:
+    """PCSA steps 6-9 on the pooled tokens y (b, c, h', w') -> the gate (b, c).
+
+    ``attn_out``: an empty list receives the attention's output before the gate (b, c), when there
+    is no dropout; a list holding that output makes the recomputation in the backward skip the
+    attention itself (the C module then only differentiates it)."""
+    known = attn_out[0] if attn_out else None
+    g = _native_channel_gate(block, y, attn_out) if known is None else None
     if g is not None:
         return g
     b, c = y.shape[0], y.shape[1]
@@ -316,13 +329,15 @@ def _channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
         # the mask is drawn on the (b, heads, d, d) matrix exactly as nn.Dropout draws it on the plain path
         attn = (_depthwise_affine(y, block.q, heads, scale) @ k.transpose(-2, -1)).softmax(dim=-1)
         o = _times_columns(F.dropout(attn, drop), v)
+    elif known is not None and n <= _NATIVE_MAX_TOKENS and _native is not None and y.dtype in _NATIVE_DTYPES:
+        o = _NativeAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v, known)
     elif n == 1:
         # SDPA's fused CPU kernel takes unit-stride rows only, and a length-1 row keeps whatever
         # stride the elementwise ops gave it, hence flatten + unsqueeze
         q = _depthwise_affine(y, block.q, heads)
         q, k, v = (t.flatten(2).unsqueeze(-1) for t in (q, k, v))
         o = F.scaled_dot_product_attention(q, k, v, scale=scale)
-    elif n <= _NATIVE_MAX_TOKENS and _native is not None and y.dtype in (torch.float32, torch.float64):
+    elif n <= _NATIVE_MAX_TOKENS and _native is not None and y.dtype in _NATIVE_DTYPES:
         o = _NativeAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
     elif torch.is_grad_enabled():
         o = _SoftmaxAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
@@ -330,6 +345,8 @@ def _channel_gate(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
         attn = (_depthwise_affine(y, block.q, heads, scale) @ k.transpose(-2, -1)).softmax(dim=-1)
         o = _times_columns(attn, v)
     g = o.reshape(b, c)
+    if attn_out is not None and known is None and drop == 0.0 and n <= _NATIVE_MAX_TOKENS:
+        attn_out.append(g.detach())
     return g.softmax(dim=1) if block.ca_softmax else g.sigmoid()
 
 
@@ -578,9 +595,11 @@ def _recompute_output(x: torch.Tensor, version: int, a_h, a_w, g, route: str) ->
 
 
 def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
-    """The output; with ``keep`` also what the training backward recomputes from (means, y) and a
-    zero-argument function that recomputes the output from x and small tensors."""
+    """The output; with ``keep`` also what the training backward recomputes from (means, y), a
+    zero-argument function that recomputes the output from x and small tensors, and a list holding
+    the channel attention's output where the backward may reuse it."""
     dtype = _plain.compute_dtype(x)
+    attn_out = [] if keep else None
     route = _route(block, x)
     if route == "native":
         means = _native_means(x, max(block.group_kernel_sizes) // 2)
@@ -592,20 +611,20 @@ def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
         a_h, a_w = _axis_gates(block, means, x.shape[2])
     if route == "native":
         y = _native_pool(x, a_h, a_w, *_kernel_windows(block, x))
-        g = _channel_gate(block, y)
+        g = _channel_gate(block, y, attn_out)
         out = _native_gate(x, a_h * g.unsqueeze(-1), a_w)
     elif route == "rows":
         y = _rows_pool(x, a_h, a_w, block.window_size)
-        g = _channel_gate(block, y)
+        g = _channel_gate(block, y, attn_out)
         out = _gated(x, a_h, a_w, g)
     else:
         out = _gated(x, a_h, a_w, None)  # x_s
         y = _pool(block, out).to(dtype)
-        g = _channel_gate(block, y)
+        g = _channel_gate(block, y, attn_out)
         out.mul_(g.to(x.dtype)[:, :, None, None])
     if not keep:
         return out
-    return out, means, y, functools.partial(_recompute_output, x, x._version, a_h, a_w, g, route)
+    return out, means, y, functools.partial(_recompute_output, x, x._version, a_h, a_w, g, route), attn_out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -628,7 +647,7 @@ class _SCSAFunction(torch.autograd.Function):
         ctx.rng = _rng_state(x.device) if block.training and block.attn_drop.p > 0.0 else None
         ctx.block, ctx.route, ctx.names, ctx.params = block, _route(block, x), names, params
         ctx.windows = _kernel_windows(block, x)
-        out, means, y, recompute = _forward_no_grad(block, x, keep=True)
+        out, means, y, recompute, ctx.attn_out = _forward_no_grad(block, x, keep=True)
         ctx.save_for_backward(x, means, y)
         ctx.recompute = recompute
         return out
@@ -650,7 +669,7 @@ class _SCSAFunction(torch.autograd.Function):
                 means = means.detach().requires_grad_()
                 a_h, a_w = _axis_gates(block, means, x.shape[2])  # (b, c, h), (b, c, w)
             y = y.detach().requires_grad_()
-            g = _channel_gate(block, y)  # (b, c)
+            g = _channel_gate(block, y, list(ctx.attn_out) or None)  # (b, c)
         ah, aw, gx = a_h.detach().to(x.dtype), a_w.detach().to(x.dtype), g.detach().to(x.dtype)
         smsa, pcsa, down = [], [], []
         for name, p in zip(ctx.names, ctx.params):
