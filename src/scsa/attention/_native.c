@@ -507,6 +507,98 @@ DEFINE_GATES_BACKWARD(double, f64, exp)
 DEFINE_CHANNEL_GATE(float, f32, exp_nonpositive)
 DEFINE_CHANNEL_GATE(double, f64, exp)
 
+/* The backward of channel_gate for one sample, given the attention's output o (C) from the forward
+ * and dL/dg (C): writes dL/dy (C, n) and this sample's share of the gradients of the norm's weight
+ * and bias and of q, k, v's weights and biases (C each). Scratch: (7 * n + 8) * (C / heads) + C doubles. */
+#define DEFINE_CHANNEL_GATE_BACKWARD(T, SUF, EXP)                                                  \
+    MULTIVERSION static void channel_gate_backward_##SUF(                                          \
+        const T *y, idx C, idx n, idx heads, const T *nw, const T *nb, double eps, const T *qw,    \
+        const T *qb, const T *kw, const T *kb, const T *vw, const T *vb, double scale, int softmax, \
+        const T *o, const T *dg, T *dy, T *dnw, T *dnb, T *dqw, T *dqb, T *dkw, T *dkb, T *dvw,    \
+        T *dvb, double *scratch) {                                                                 \
+        double sum = 0, sq = 0;                                                                    \
+        _Pragma("omp simd reduction(+ : sum)") for (idx i = 0; i < C * n; ++i) sum += y[i];        \
+        double mean = sum / (double)(C * n);                                                       \
+        _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < C * n; ++i)                      \
+            sq += ((double)y[i] - mean) * ((double)y[i] - mean);                                   \
+        double rstd = 1.0 / sqrt(sq / (double)(C * n) + eps);                                      \
+        /* the gate's backward: dout = dL/do */                                                   \
+        idx d = C / heads;                                                                         \
+        T *dout = (T *)(scratch + (7 * n + 8) * d);                                                \
+        if (!softmax) {                                                                            \
+            for (idx c = 0; c < C; ++c) {                                                          \
+                T gc = sigmoid_##SUF(o[c]);                                                        \
+                dout[c] = dg[c] * gc * (1 - gc);                                                   \
+            }                                                                                      \
+        } else {                                                                                   \
+            T m = o[0];                                                                            \
+            double den = 0, dot = 0;                                                               \
+            for (idx c = 1; c < C; ++c) m = o[c] > m ? o[c] : m;                                   \
+            for (idx c = 0; c < C; ++c) den += EXP(o[c] - m);                                      \
+            for (idx c = 0; c < C; ++c) dot += EXP(o[c] - m) / den * dg[c];                        \
+            for (idx c = 0; c < C; ++c) dout[c] = (T)(EXP(o[c] - m) / den * (dg[c] - dot));        \
+        }                                                                                          \
+        T *q = (T *)scratch, *k = q + d * n, *v = k + d * n, *dq = v + d, *dk = dq + d * n;        \
+        T *dv = dk + d * n, *doh = dv + d;                                                         \
+        double *att = scratch + 5 * n * d + 4 * d;                                                 \
+        double s1 = 0, s2 = 0; /* sums of dxhat and dxhat * xhat over the sample */                \
+        for (idx hd = 0; hd < heads; ++hd) {                                                       \
+            for (idx i = 0; i < d; ++i) {                                                          \
+                idx c = hd * d + i;                                                                \
+                T a = (T)(rstd * nw[c]), b = (T)(nb[c] - mean * rstd * nw[c]);                     \
+                T sq_ = (T)scale * qw[c], bq = qb ? (T)scale * qb[c] : 0, bk = kb ? kb[c] : 0;     \
+                double vs = 0;                                                                     \
+                for (idx f = 0; f < n; ++f) {                                                      \
+                    T t = y[c * n + f] * a + b;                                                    \
+                    q[i * n + f] = t * sq_ + bq;                                                   \
+                    k[i * n + f] = t * kw[c] + bk;                                                 \
+                    vs += t;                                                                       \
+                }                                                                                  \
+                v[i] = (T)(vs / (double)n) * vw[c] + (vb ? vb[c] : 0);                             \
+                doh[i] = dout[c];                                                                  \
+            }                                                                                      \
+            attend_backward_item_##SUF(q, k, v, o + hd * d, doh, d, n, dq, dk, dv, att);           \
+            for (idx i = 0; i < d; ++i) {                                                          \
+                idx c = hd * d + i;                                                                \
+                T a = (T)(rstd * nw[c]), b = (T)(nb[c] - mean * rstd * nw[c]);                     \
+                double gq = 0, gk = 0, sq_ = 0, sk = 0, ybar = 0, gn = 0, bn = 0;                 \
+                for (idx f = 0; f < n; ++f) {                                                      \
+                    T t = y[c * n + f] * a + b; /* yn */                                          \
+                    gq += dq[i * n + f] * t;                                                       \
+                    sq_ += dq[i * n + f];                                                          \
+                    gk += dk[i * n + f] * t;                                                       \
+                    sk += dk[i * n + f];                                                           \
+                    ybar += t;                                                                     \
+                }                                                                                  \
+                ybar /= (double)n;                                                                 \
+                dqw[c] = (T)(gq * scale), dqb[c] = (T)(sq_ * scale);                               \
+                dkw[c] = (T)gk, dkb[c] = (T)sk;                                                    \
+                dvw[c] = (T)(dv[i] * ybar), dvb[c] = dv[i];                                        \
+                T dvn = (T)(dv[i] * vw[c] / (double)n);                                            \
+                for (idx f = 0; f < n; ++f) {                                                      \
+                    T dyn = (T)(scale * dq[i * n + f] * qw[c]) + dk[i * n + f] * kw[c] + dvn;      \
+                    T xh = (T)((y[c * n + f] - mean) * rstd);                                      \
+                    gn += dyn * xh;                                                                \
+                    bn += dyn;                                                                     \
+                    T dxh = dyn * nw[c];                                                           \
+                    s1 += dxh;                                                                     \
+                    s2 += dxh * xh;                                                                \
+                    dy[c * n + f] = dxh; /* dL/dxhat for now */                                    \
+                }                                                                                  \
+                dnw[c] = (T)gn, dnb[c] = (T)bn;                                                    \
+            }                                                                                      \
+        }                                                                                          \
+        s1 /= (double)(C * n);                                                                     \
+        s2 /= (double)(C * n);                                                                     \
+        for (idx i = 0; i < C * n; ++i) {                                                          \
+            double xh = (y[i] - mean) * rstd;                                                      \
+            dy[i] = (T)(rstd * (dy[i] - s1 - xh * s2));                                            \
+        }                                                                                          \
+    }
+
+DEFINE_CHANNEL_GATE_BACKWARD(float, f32, exp_nonpositive)
+DEFINE_CHANNEL_GATE_BACKWARD(double, f64, exp)
+
 /* Each Python entry point: (is_double, pointers and sizes as integers). The caller (the fast
  * path) has checked dtypes, contiguity and shapes; these functions trust it. */
 
@@ -781,6 +873,39 @@ static PyObject *native_gates_backward(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* channel_gate_backward(is_double, y, B, C, n, heads, norm weight, norm bias, eps, q weight, q bias
+ * or 0, k weight, k bias or 0, v weight, v bias or 0, scale, softmax, o (B, C), dg (B, C), dy
+ * (B, C, n), then (B, C) per-sample gradients of: norm weight, norm bias, q, k, v weight and bias). */
+static PyObject *native_channel_gate_backward(PyObject *self, PyObject *args) {
+    int dbl, softmax;
+    unsigned long long y, nw, nb, qw, qb, kw, kb, vw, vb, o, dg, dy, g[8];
+    idx B, C, n, heads;
+    double eps, scale;
+    if (!PyArg_ParseTuple(args, "pKnnnnKKdKKKKKKdpKKKKKKKKKKK", &dbl, &y, &B, &C, &n, &heads, &nw, &nb, &eps,
+                          &qw, &qb, &kw, &kb, &vw, &vb, &scale, &softmax, &o, &dg, &dy, &g[0], &g[1], &g[2],
+                          &g[3], &g[4], &g[5], &g[6], &g[7]))
+        return NULL;
+    idx P = B, work = B * C * (C / heads) * n;
+    FOR_PLANES((7 * n + 8) * (C / heads) + C, {
+        idx r = p * C;
+        if (dbl)
+            channel_gate_backward_f64(
+                PTR(double, y) + r * n, C, n, heads, PTR(double, nw), PTR(double, nb), eps, PTR(double, qw),
+                PTR(double, qb), PTR(double, kw), PTR(double, kb), PTR(double, vw), PTR(double, vb), scale,
+                softmax, PTR(double, o) + r, PTR(double, dg) + r, PTR(double, dy) + r * n, PTR(double, g[0]) + r,
+                PTR(double, g[1]) + r, PTR(double, g[2]) + r, PTR(double, g[3]) + r, PTR(double, g[4]) + r,
+                PTR(double, g[5]) + r, PTR(double, g[6]) + r, PTR(double, g[7]) + r, scratch);
+        else
+            channel_gate_backward_f32(
+                PTR(float, y) + r * n, C, n, heads, PTR(float, nw), PTR(float, nb), eps, PTR(float, qw),
+                PTR(float, qb), PTR(float, kw), PTR(float, kb), PTR(float, vw), PTR(float, vb), scale, softmax,
+                PTR(float, o) + r, PTR(float, dg) + r, PTR(float, dy) + r * n, PTR(float, g[0]) + r,
+                PTR(float, g[1]) + r, PTR(float, g[2]) + r, PTR(float, g[3]) + r, PTR(float, g[4]) + r,
+                PTR(float, g[5]) + r, PTR(float, g[6]) + r, PTR(float, g[7]) + r, scratch);
+    })
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef native_methods[] = {
     {"means", native_means, METH_VARARGS, "Row and column means of each plane."},
     {"pool", native_pool, METH_VARARGS, "Average pooling of x * a_h ⊗ a_w."},
@@ -791,6 +916,7 @@ static PyMethodDef native_methods[] = {
     {"gates", native_gates, METH_VARARGS, "SMSA's gates from the axis means."},
     {"channel_gate", native_channel_gate, METH_VARARGS, "PCSA's channel gate (forward)."},
     {"gates_backward", native_gates_backward, METH_VARARGS, "The backward of gates."},
+    {"channel_gate_backward", native_channel_gate_backward, METH_VARARGS, "The backward of channel_gate."},
     {"attend", native_attend, METH_VARARGS, "softmax(q kᵀ) v for one value column."},
     {"attend_backward", native_attend_backward, METH_VARARGS, "The backward of attend."},
     {NULL, NULL, 0, NULL},

@@ -283,15 +283,13 @@ def _layer_norm_tokens(y: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
     return (y - mean) * scale * norm.weight.to(y.dtype).unsqueeze(-1) + norm.bias.to(y.dtype).unsqueeze(-1)
 
 
-def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None) -> torch.Tensor | None:
-    """:func:`_channel_gate` in one C call, without autograd, where the C module applies; else None."""
+def _native_pcsa_args(block: nn.Module, y: torch.Tensor) -> tuple | None:
+    """The C module's arguments for PCSA's small graph on y (b, c, h', w'), or None where it does
+    not apply: more than 16 tokens, dropout, parameters not in y's dtype."""
     n = y.shape[2] * y.shape[3]
-    if (
-        _native is None
-        or torch.is_grad_enabled()
-        or not 2 <= n <= _NATIVE_MAX_TOKENS
-        or (block.training and block.attn_drop.p > 0.0)
-    ):
+    if _native is None or y.dtype not in _NATIVE_DTYPES or not 1 <= n <= _NATIVE_MAX_TOKENS:
+        return None
+    if block.training and block.attn_drop.p > 0.0:
         return None
     params = [block.norm.weight, block.norm.bias, block.q.weight, block.k.weight, block.v.weight]
     biases = [block.q.bias, block.k.bias, block.v.bias]
@@ -299,19 +297,52 @@ def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | Non
         t is None or (t.dtype == y.dtype and t.is_contiguous()) for t in biases
     ):
         return None
-    y = y.contiguous()
-    g = y.new_empty(y.shape[0], y.shape[1])
     qb, kb, vb = (0 if t is None else t.data_ptr() for t in biases)
-    o = g.new_empty(g.shape) if attn_out is not None else None
-    _native.channel_gate(
+    return (
         y.dtype == torch.float64, y.data_ptr(), y.shape[0], y.shape[1], n, block.head_num,
         block.norm.weight.data_ptr(), block.norm.bias.data_ptr(), block.norm.eps,
         block.q.weight.data_ptr(), qb, block.k.weight.data_ptr(), kb, block.v.weight.data_ptr(), vb,
-        block.scaler, block.ca_softmax, g.data_ptr(), 0 if o is None else o.data_ptr(),
+        block.scaler, block.ca_softmax,
     )  # fmt: skip
+
+
+def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None) -> torch.Tensor | None:
+    """:func:`_channel_gate` in one C call, without autograd, where the C module applies; else None.
+    One token goes to SDPA, which is faster there."""
+    if torch.is_grad_enabled() or y.shape[2] * y.shape[3] < 2:
+        return None
+    y = y.contiguous()
+    args = _native_pcsa_args(block, y)
+    if args is None:
+        return None
+    g = y.new_empty(y.shape[0], y.shape[1])
+    o = g.new_empty(g.shape) if attn_out is not None else None
+    _native.channel_gate(*args, g.data_ptr(), 0 if o is None else o.data_ptr())
     if o is not None:
         attn_out.append(o)
     return g
+
+
+def _native_channel_gate_backward(
+    block: nn.Module, y: torch.Tensor, o: torch.Tensor, dg: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
+    """The backward of PCSA's small graph from the attention's output o: dL/dy and the gradients of
+    norm.weight, norm.bias, q, k and v's weights and biases (None for absent biases); or None where
+    the C module does not apply."""
+    y = y.contiguous()
+    args = _native_pcsa_args(block, y)
+    if args is None:
+        return None
+    o, dg = o.to(y.dtype).contiguous(), dg.to(y.dtype).contiguous()
+    dy = torch.empty_like(y)
+    per_sample = [y.new_empty(y.shape[0], y.shape[1]) for _ in range(8)]
+    _native.channel_gate_backward(
+        *args, o.data_ptr(), dg.data_ptr(), dy.data_ptr(), *(t.data_ptr() for t in per_sample)
+    )
+    params = [block.norm.weight, block.norm.bias]
+    params += [t for m in (block.q, block.k, block.v) for t in (m.weight, m.bias)]
+    grads = [None if p is None else t.sum(0).view(p.shape) for t, p in zip(per_sample, params)]
+    return dy, grads
 
 
 def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = None) -> torch.Tensor:
@@ -680,8 +711,14 @@ class _SCSAFunction(torch.autograd.Function):
             else:
                 means = means.detach().requires_grad_()
                 a_h, a_w = _axis_gates(block, means, x.shape[2])  # (b, c, h), (b, c, w)
-            y = y.detach().requires_grad_()
-            g = _channel_gate(block, y, list(ctx.attn_out) or None)  # (b, c)
+            # PCSA's small graph likewise, from the attention's output kept by the forward
+            native_pcsa = bool(ctx.attn_out) and _native_pcsa_args(block, y) is not None
+            if native_pcsa:
+                o = ctx.attn_out[0]
+                g = o.softmax(dim=1) if block.ca_softmax else o.sigmoid()  # (b, c)
+            else:
+                y = y.detach().requires_grad_()
+                g = _channel_gate(block, y, list(ctx.attn_out) or None)  # (b, c)
         ah, aw, gx = a_h.detach().to(x.dtype), a_w.detach().to(x.dtype), g.detach().to(x.dtype)
         smsa, pcsa, down = [], [], []
         for name, p in zip(ctx.names, ctx.params):
@@ -696,9 +733,16 @@ class _SCSAFunction(torch.autograd.Function):
             (out = x · (a_h g) ⊗ a_w), then dy through the PCSA graph, and the gates' shares."""
             th, tw = th.to(a_h.dtype), tw.to(a_h.dtype)
             gd = g.detach().unsqueeze(-1)
-            res = torch.autograd.grad(g, [y, *pcsa], (a_h.detach() * th).sum(dim=2))
-            grads.update(zip(map(id, pcsa), res[1:]))
-            return res[0], th * gd, tw * gd
+            dg = (a_h.detach() * th).sum(dim=2)
+            if native_pcsa:
+                dy, res = _native_channel_gate_backward(block, y, o, dg)
+                params = [block.norm.weight, block.norm.bias]
+                params += [t for m in (block.q, block.k, block.v) for t in (m.weight, m.bias)]
+                grads.update((id(p), r) for p, r in zip(params, res) if p is not None and p.requires_grad)
+                return dy, th * gd, tw * gd
+            dy, *res = torch.autograd.grad(g, [y, *pcsa], dg)
+            grads.update(zip(map(id, pcsa), res))
+            return dy, th * gd, tw * gd
 
         def smsa_backward(da_h: torch.Tensor, da_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if native_smsa:
