@@ -1,6 +1,7 @@
 """The default (fast) SCSA path against the literal oracle: forward, every gradient, every mode.
 
-The fast path lives in ``scsa.attention._scsa_fast``; these tests hold it to ``tests/oracle.py``
+The fast path lives in ``scsa.attention._scsa_fast`` (with its C passes in ``_native.c``, and
+without them); these tests hold it to ``tests/oracle.py``
 (Si et al., arXiv 2407.05128). Exactness of the algebra is checked in float64 (agreement to
 ~1e-10); float32 is checked against the float64 oracle at the spec's 1e-5 of the largest magnitude.
 """
@@ -15,6 +16,17 @@ import torch
 from oracle import OracleSCSA
 from scsa import SCSA
 from scsa.attention import _scsa_fast
+
+
+@pytest.fixture(autouse=True, params=["native", "pytorch"])
+def passes(request, monkeypatch):
+    """Every test twice: with the C module's passes (the default where it is built) and with the
+    PyTorch ops that replace them where it is not."""
+    if request.param == "native" and _scsa_fast._native is None:
+        pytest.skip("the C module scsa.attention._native is not built here")
+    if request.param == "pytorch":
+        monkeypatch.setattr(_scsa_fast, "_native", None)
+    return request.param
 
 
 def _randomize(module: torch.nn.Module) -> torch.nn.Module:

@@ -771,7 +771,7 @@ def _rows_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward):
     dy, da_h, da_w = pcsa_backward(*_against_gates(t, ah, aw, x.dtype))
     # the pooling y = A_hᵀ X A_w: towards a_h through (X A_w)ᵀ, towards a_w through A_hᵀ X, both
     # recomputed rather than kept (each is 1/k of x: memory the model would otherwise hold)
-    dy = dy.to(x.dtype).view(bc, dy.shape[2], dy.shape[3])  # (bc, h', w')
+    dy = dy.to(x.dtype).reshape(bc, dy.shape[2], dy.shape[3])  # (bc, h', w')
     e_h = _windows(h, ctx.block.window_size, x.dtype, x.device)  # (h, h')
     e_w = _windows(w, ctx.block.window_size, x.dtype, x.device)  # (w, w')
     q = torch.bmm(_gate_windows(ah, e_h), x.view(bc, h, w))  # (bc, h', w) = A_hᵀ X

@@ -1,0 +1,98 @@
+"""The C module of SCSA's fast path (``scsa.attention._native``): built, chosen, deterministic.
+
+Its numbers are held to the oracle (Si et al., arXiv 2407.05128) by test_scsa.py and
+test_scsa_fast.py, which run through it by default; this file checks what those cannot see.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+
+from scsa import SCSA
+from scsa.attention import _scsa_fast
+
+native = pytest.mark.skipif(_scsa_fast._native is None, reason="the C module is not built here")
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.environ.get("SCSA_NATIVE") == "0",
+    reason="built where a C compiler is (setup.py marks it optional)",
+)
+def test_module_is_built_on_linux():
+    # the build is optional, so a compiler error would otherwise only show as a slow fast path
+    assert _scsa_fast._native is not None
+
+
+@native
+def test_routes():
+    block = SCSA(8)
+    x = torch.randn(2, 8, 9, 11)
+    assert _scsa_fast._route(block, x) == "native"
+    assert _scsa_fast._route(block, x.double()) == "native"
+    assert _scsa_fast._route(SCSA(8, window_size=-1), x) == "native"
+    assert _scsa_fast._route(block, x.to(memory_format=torch.channels_last)) != "native"
+    assert _scsa_fast._route(block, x.bfloat16()) != "native"
+    assert _scsa_fast._route(SCSA(8, down_sample_mode="max_pool"), x) != "native"
+    assert _scsa_fast._route(SCSA(8, down_sample_mode="recombination", window_size=3), x) != "native"
+    assert _scsa_fast._native_gates_apply(block, x)
+    assert not _scsa_fast._native_gates_apply(block, x.double())  # float32 parameters, float64 input
+
+
+@native
+@pytest.mark.parametrize("shape", [(2, 16, 30, 17), (3, 16, 14, 14), (2, 16, 7, 7)])
+def test_same_numbers_for_every_thread_count(shape):
+    # one plane (or sample) per OpenMP iteration: the result may not depend on how many threads split them
+    block = SCSA(16, head_num=2).train()
+    x, g = torch.randn(shape), torch.randn(shape)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            block.zero_grad(set_to_none=True)
+            xg = x.clone().requires_grad_()
+            out = block(xg)
+            out.backward(g)
+            results.append([out.detach(), xg.grad, *(p.grad for p in block.parameters())])
+    finally:
+        torch.set_num_threads(before)
+    for other in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], other))
+
+
+@native
+def test_output_recompute_is_bitwise_and_refuses_an_overwritten_input():
+    block = SCSA(16).train()
+    x = torch.randn(2, 16, 20, 20, requires_grad=True)
+    y = torch.relu(x)  # a non-leaf input, as in the backbones
+    out = block(y)
+    recompute = _scsa_fast.output_recompute(out)
+    assert recompute is not None and torch.equal(recompute(), out)
+    with torch.no_grad():
+        y.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        recompute()
+
+
+@native
+def test_attention_kernel_matches_softmax_attention():
+    # the C attention against PyTorch's, forward and backward, over token counts and head sizes
+    for b, heads, d, n in [(2, 1, 64, 16), (3, 2, 8, 4), (1, 4, 32, 1), (2, 1, 512, 2)]:
+        q, k = (
+            torch.randn(b, heads, d, n, dtype=torch.float64),
+            torch.randn(b, heads, d, n, dtype=torch.float64),
+        )
+        v = torch.randn(b, heads, d, 1, dtype=torch.float64)
+        inputs = [t.clone().requires_grad_() for t in (q, k, v)]
+        ref = torch.softmax(inputs[0] @ inputs[1].transpose(-2, -1), dim=-1) @ inputs[2]
+        do = torch.randn_like(ref)
+        ref_grads = torch.autograd.grad(ref, inputs, do)
+        got_inputs = [t.clone().requires_grad_() for t in (q, k, v)]
+        got = _scsa_fast._NativeAttention.apply(*got_inputs)
+        got_grads = torch.autograd.grad(got, got_inputs, do)
+        assert torch.allclose(got, ref, atol=1e-12, rtol=0)
+        assert all(torch.allclose(a, r, atol=1e-10, rtol=0) for a, r in zip(got_grads, ref_grads))
