@@ -47,6 +47,18 @@ typedef Py_ssize_t idx;
 
 #define DEFINE_KERNELS(T, SUF)                                                                     \
     MULTIVERSION static void plane_means_##SUF(const T *x, idx h, idx w, T *oh, T *ow) {           \
+        if (w < 16) { /* short rows: whole-row adds for the columns, plain sums for the rows */    \
+            for (idx j = 0; j < w; ++j) ow[j] = x[j];                                              \
+            for (idx i = 1; i < h; ++i)                                                            \
+                for (idx j = 0; j < w; ++j) ow[j] += x[i * w + j];                                 \
+            for (idx i = 0; i < h; ++i) {                                                          \
+                T s = 0;                                                                           \
+                for (idx j = 0; j < w; ++j) s += x[i * w + j];                                     \
+                oh[i] = s / (T)w;                                                                  \
+            }                                                                                      \
+            for (idx j = 0; j < w; ++j) ow[j] /= (T)h;                                             \
+            return;                                                                                \
+        }                                                                                          \
         for (idx j = 0; j < w; ++j) ow[j] = 0;                                                     \
         for (idx i = 0; i < h; ++i) {                                                              \
             const T *row = x + i * w;                                                              \
