@@ -2,25 +2,31 @@
 
 :class:`scsa.SCSA` runs this by default (see :func:`use_fast_path`); :mod:`scsa.attention.scsa`
 keeps the readable definition, and both are held to the literal oracle in ``tests/oracle.py``.
-This file is longer than our usual ~300 lines because training needs a hand-written backward.
+This file is longer than our usual ~300 lines: training needs a hand-written backward, and each
+pass exists twice, as a call into the C module and as PyTorch ops for installs without it.
 
 Same numbers, less work, by exact algebra only:
 
-* SMSA: the four depth-wise kernels, zero-padded to the largest, are one depth-wise Conv1d, and
-  both axes go through it in one call (H and W concatenated with a gap of zeros between them).
-* PCSA: ``mean_n(attn @ v) == attn @ mean_n(v)``, so the attention needs one value per channel. A
-  single token (ResNet's last stage) goes through ``F.scaled_dot_product_attention``, which never
-  stores the C×C matrix; more tokens through an explicit softmax whose backward recomputes it.
-* The full-size map is touched in few passes. On large NCHW maps with average pooling (ResNet
-  stages 1-2) ``x_s = x * a_h * a_w`` is never formed: its pooling is ``A_hᵀ · X · A_w`` per
-  channel (batched matmuls, ``A_h[h, i] = a_h[h] · [h in window i] / k``) and the output is
-  ``x * (a_h · gate) ⊗ a_w``. Elsewhere (small maps, max pooling, 'recombination', channels_last
-  or half inputs) the products are formed once and reused in place.
-* Training runs one autograd Function that keeps ``x`` (the layer before keeps it anyway), the
-  axis means and the pooled tokens, nothing of full size, and writes the full-size gradient in a
-  few passes, e.g. ``dx = G·(g a_h ⊗ a_w) + A_h · dy · A_wᵀ + dx_h/W ⊕ dx_w/H`` (the last three
-  terms as one batched matmul). Its backward recomputes the small gate graphs and differentiates
-  them with ordinary autograd.
+* Three passes over the (B, C, H, W) map: the axis means; the pooled tokens of
+  ``x_s = x * a_h ⊗ a_w`` without forming x_s; the output ``x * (a_h g) ⊗ a_w``. Everything else
+  works on tensors of size B·C·(H + W) or smaller.
+* SMSA: the four depth-wise kernels, zero-padded to the largest, are one depth-wise Conv1d shared by
+  both axes.
+* PCSA: ``mean_n(attn @ v) == attn @ mean_n(v)``, so the attention needs one value per channel and
+  no C×C matrix is ever kept: SDPA for one token, the C module (one row of scores at a time) for up
+  to 16, batched matmuls and softmax beyond.
+* Training runs one autograd Function that keeps ``x`` (the layer before keeps it anyway), the axis
+  means, the pooled tokens and the attention's output, nothing of full size. Its backward reads
+  ``x`` and the incoming gradient once for every reduction the small graphs need, and writes
+  ``dx = G·(g a_h ⊗ a_w) + (a_h ⊗ a_w)·upsample(dy) + dx_h/W ⊕ dx_w/H`` in one more pass.
+  :func:`output_recompute` lets the layer after SCSA keep a recipe for its output instead of it.
+
+The C module (``_native.c``, built by setup.py, optional) does those passes for contiguous
+float32/float64 maps with average pooling, and SMSA's and PCSA's small graphs forward and backward;
+``SCSA_NATIVE=0`` turns it off. Without it the same passes run as PyTorch ops: on large NCHW maps
+the pooling is ``A_hᵀ · X · A_w`` per channel (batched matmuls); elsewhere (small maps, max
+pooling, 'recombination', channels_last or half inputs) x_s is formed once and reused in place, and
+the small graphs are differentiated by autograd.
 """
 
 from __future__ import annotations
