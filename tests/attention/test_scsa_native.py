@@ -96,3 +96,41 @@ def test_attention_kernel_matches_softmax_attention():
         got_grads = torch.autograd.grad(got, got_inputs, do)
         assert torch.allclose(got, ref, atol=1e-12, rtol=0)
         assert all(torch.allclose(a, r, atol=1e-10, rtol=0) for a, r in zip(got_grads, ref_grads))
+
+
+@native
+def test_inplace_writes_over_the_input_only_without_autograd():
+    block = SCSA(16, head_num=2, inplace=True).eval()
+    plain = SCSA(16, head_num=2).eval()
+    plain.load_state_dict(block.state_dict())
+    assert "inplace=True" in repr(block)
+    x = torch.randn(2, 16, 20, 18)
+    with torch.no_grad():
+        expected = plain(x)
+        y = x.clone()
+        out = block(y)
+    assert out.data_ptr() == y.data_ptr() and torch.equal(out, expected)
+    # a graph could need the input: a fresh output, the input untouched
+    xg = x.clone().requires_grad_()
+    out = block(xg)
+    assert out.data_ptr() != xg.data_ptr() and torch.equal(xg.detach(), x)
+    block.train()
+    xt = x.clone().requires_grad_()
+    block(xt).sum().backward()
+    assert torch.equal(xt.detach(), x)
+
+
+@native
+def test_backbones_let_their_attention_work_in_place():
+    from scsa.models import create_model
+
+    model = create_model("scsa_resnet18", num_classes=10).eval()
+    blocks = [m for m in model.modules() if isinstance(m, SCSA)]
+    assert blocks and all(m.inplace for m in blocks)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        got = model(x)
+        for m in blocks:
+            m.inplace = False
+        expected = model(x)
+    assert torch.equal(got, expected)

@@ -569,11 +569,11 @@ def _native_pool(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, kh: int,
     return y
 
 
-def _native_gate(x: torch.Tensor, u: torch.Tensor, a_w: torch.Tensor) -> torch.Tensor:
-    """``x * u ⊗ a_w`` in one pass."""
+def _native_gate(x: torch.Tensor, u: torch.Tensor, a_w: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """``x * u ⊗ a_w`` in one pass; ``inplace`` writes it over x (element by element, so it may)."""
     b, c, h, w = x.shape
     (u, su), (a_w, sw) = _rows_of(u), _rows_of(a_w)
-    out = torch.empty_like(x)
+    out = x if inplace else torch.empty_like(x)
     _native.gate(
         x.dtype == torch.float64, x.data_ptr(), b * c, h, w,
         u.data_ptr(), su, a_w.data_ptr(), sw, out.data_ptr(),
@@ -661,7 +661,9 @@ def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
     if route == "native":
         y = _native_pool(x, a_h, a_w, *_kernel_windows(block, x))
         g = _channel_gate(block, y, attn_out)
-        out = _native_gate(x, a_h * g.unsqueeze(-1), a_w)
+        # in place where the caller allows it and no autograd graph can need x
+        inplace = block.inplace and not keep and not (torch.is_grad_enabled() and x.requires_grad)
+        out = _native_gate(x, a_h * g.unsqueeze(-1), a_w, inplace)
     elif route == "rows":
         y = _rows_pool(x, a_h, a_w, block.window_size)
         g = _channel_gate(block, y, attn_out)

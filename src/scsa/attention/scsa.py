@@ -356,6 +356,10 @@ class SCSA(_SMSAMixin, _PCSAMixin):
         down_sample_mode: ``"avg_pool"``, ``"max_pool"`` or ``"recombination"``.
         attn_drop_ratio: dropout on the C×C attention matrix.
         gate_layer: ``"sigmoid"`` or ``"softmax"`` for both gates.
+        inplace: where no autograd graph is recorded, write the output over the input's memory
+            (as ``nn.ReLU(inplace=True)``; the fast path on contiguous float32/float64 maps): for a
+            caller that no longer needs the input, one full-size allocation less. The backbones of
+            :mod:`scsa.models` set it; training and anything that needs a gradient are unaffected.
     """
 
     __constants__ = _SMSA_CONSTANTS + _PCSA_CONSTANTS
@@ -370,12 +374,14 @@ class SCSA(_SMSAMixin, _PCSAMixin):
         down_sample_mode: str = "avg_pool",
         attn_drop_ratio: float = 0.0,
         gate_layer: str = "sigmoid",
+        inplace: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         _check_dim(dim, head_num)
         self.dim = dim
+        self.inplace = bool(inplace)
         factory = {"device": device, "dtype": dtype}
         self._init_smsa(dim, group_kernel_sizes, gate_layer, factory)
         self._init_pcsa(
@@ -402,4 +408,5 @@ class SCSA(_SMSAMixin, _PCSAMixin):
         return (
             f"dim={self.dim}, head_num={self.head_num}, window_size={self.window_size}, "
             f"group_kernel_sizes={self.group_kernel_sizes}, down_sample_mode={self.down_sample_mode!r}"
+            + (", inplace=True" if self.inplace else "")
         )

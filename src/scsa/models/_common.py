@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from scsa.attention import create_attention, get_attention_class, list_attentions
+from scsa.attention import SCSA, create_attention, get_attention_class, list_attentions
 from scsa.attention.identity import NoAttention
 
 AttentionSpec = str | Callable[..., nn.Module]
@@ -71,6 +71,15 @@ def make_attention(
         f"attention must be a registered name ({', '.join(list_attentions())}) or a callable "
         f"f(channels, **kwargs) -> nn.Module, got {attention!r}"
     )
+
+
+def inplace_attention(attn: nn.Module) -> nn.Module:
+    """Let ``attn`` write its output over its input where it can (:class:`scsa.SCSA`'s ``inplace``,
+    used only where no autograd graph is recorded): in our residual blocks nothing reads the
+    attention's input afterwards, so inference saves one full-size allocation per block."""
+    if isinstance(attn, SCSA):
+        attn.inplace = True
+    return attn
 
 
 def attention_classes() -> tuple[type, ...]:

@@ -27,6 +27,7 @@ from scsa.models._common import (
     check_position,
     check_stem,
     init_backbone_,
+    inplace_attention,
     is_none_attention,
     make_attention,
 )
@@ -94,7 +95,7 @@ class InvertedResidual(nn.Module):
         # where the attention lives inside this block (torchvision's indices stay as they are)
         self.attn_path = None
         if not is_none_attention(attention):
-            attn = make_attention(attention, hidden if mid else oup, attention_kwargs)
+            attn = inplace_attention(make_attention(attention, hidden if mid else oup, attention_kwargs))
             if mid:
                 dw.append(attn)
                 self.attn_path = f"conv.{layers.index(dw)}.{len(dw) - 1}"

@@ -30,6 +30,7 @@ from scsa.models._common import (
     check_position,
     check_stem,
     init_backbone_,
+    inplace_attention,
     make_attention,
 )
 
@@ -64,7 +65,7 @@ class BasicBlock(nn.Module):
                 f"BasicBlock supports only groups=1 and base_width=64, got groups={groups}, base_width={base_width}"
             )
         self.attn_mid = check_position(attention_position) == "mid"
-        attn = make_attention(attention, planes, attention_kwargs)
+        attn = inplace_attention(make_attention(attention, planes, attention_kwargs))
         # children registered in forward order, so that printing the block reads like its forward
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -132,7 +133,9 @@ class Bottleneck(nn.Module):
         self.attn_mid = check_position(attention_position) == "mid"
         width = int(planes * (base_width / 64.0)) * groups
         outplanes = planes * self.expansion
-        attn = make_attention(attention, width if self.attn_mid else outplanes, attention_kwargs)
+        attn = inplace_attention(
+            make_attention(attention, width if self.attn_mid else outplanes, attention_kwargs)
+        )
         self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, groups=groups, bias=False)
@@ -191,7 +194,7 @@ def adopt_block(block: nn.Module, attn: nn.Module, attention_position: str) -> B
     else:
         names = ["conv1", "bn1", "relu", "conv2", "bn2"]
     names.insert(names.index("relu") + 1 if mid else len(names), "attn")
-    children = {**dict(block.named_children()), "attn": attn}
+    children = {**dict(block.named_children()), "attn": inplace_attention(attn)}
     new = cls.__new__(cls)
     nn.Module.__init__(new)
     new.attn_mid = mid
