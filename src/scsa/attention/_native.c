@@ -202,13 +202,22 @@ static inline float exp_nonpositive(float x) {
 /* The channel attention of PCSA for one value column: o_i = Σ_j softmax_j(q_i · k_j) v_j, with q, k
  * (d, n) per batch item (channels are tokens, n pooled positions their features) and v (d); the
  * fast path sends few features (n <= 16) here. The d×d matrix is never stored: each row of scores
- * lives in a buffer of d values; sums over the d columns accumulate in double. Scratch: kt (n, d),
- * srow (d), and for the backward dkt (n, d) and dvacc (d), counted in doubles. The backward takes
+ * lives in a buffer of d values; sums over the d columns accumulate in double. Scratch: kt (n, d)
+ * and 2, srow (d), and for the backward dkt (n, d) and dvacc (d), counted in doubles. The backward takes
  * do (d) and writes dq, dk (d, n) and dv (d). */
 #define DEFINE_ATTENTION(T, SUF, EXP)                                                              \
     /* srow = exp(q_i · kᵀ - max); returns the row sum */                                         \
     MULTIVERSION static double score_row_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow) {  \
         T q0 = qi[0];                                                                              \
+        if (n == 1) { /* one feature: the row maximum is q0 times k's largest or smallest value */  \
+            T m = q0 * kt[d] > q0 * kt[d + 1] ? q0 * kt[d] : q0 * kt[d + 1];                       \
+            double den = 0;                                                                        \
+            _Pragma("omp simd reduction(+ : den)") for (idx j = 0; j < d; ++j) {                   \
+                srow[j] = EXP(q0 * kt[j] - m);                                                     \
+                den += srow[j];                                                                    \
+            }                                                                                      \
+            return den;                                                                            \
+        }                                                                                          \
         for (idx j = 0; j < d; ++j) srow[j] = q0 * kt[j];                                          \
         for (idx f = 1; f < n; ++f) {                                                              \
             T qf = qi[f];                                                                          \
@@ -225,14 +234,20 @@ static inline float exp_nonpositive(float x) {
         return den;                                                                                \
     }                                                                                              \
                                                                                                    \
+    /* kt = kᵀ (n, d); with one feature also k's largest and smallest value at kt[d], kt[d + 1] */ \
     static void transpose_##SUF(const T *k, idx d, idx n, T *kt) {                                 \
         for (idx j = 0; j < d; ++j)                                                                \
             for (idx f = 0; f < n; ++f) kt[f * d + j] = k[j * n + f];                              \
+        if (n == 1) {                                                                              \
+            T hi = k[0], lo = k[0];                                                                \
+            for (idx j = 1; j < d; ++j) hi = k[j] > hi ? k[j] : hi, lo = k[j] < lo ? k[j] : lo;    \
+            kt[d] = hi, kt[d + 1] = lo;                                                            \
+        }                                                                                          \
     }                                                                                              \
                                                                                                    \
     MULTIVERSION static void attend_item_##SUF(const T *q, const T *k, const T *v, idx d, idx n,   \
                                                T *o, double *scratch) {                            \
-        T *kt = (T *)scratch, *srow = (T *)(scratch + n * d);                                      \
+        T *kt = (T *)scratch, *srow = (T *)(scratch + n * d + 2);                                  \
         transpose_##SUF(k, d, n, kt);                                                              \
         for (idx i = 0; i < d; ++i) {                                                              \
             double den = score_row_##SUF(q + i * n, kt, d, n, srow), num = 0;                      \
@@ -244,8 +259,8 @@ static inline float exp_nonpositive(float x) {
     MULTIVERSION static void attend_backward_item_##SUF(const T *q, const T *k, const T *v,        \
                                                         const T *o, const T *dout, idx d, idx n,   \
                                                         T *dq, T *dk, T *dv, double *scratch) {    \
-        T *kt = (T *)scratch, *srow = (T *)(scratch + n * d);                                      \
-        double *dkt = scratch + (n + 1) * d, *dvacc = dkt + n * d;                                 \
+        T *kt = (T *)scratch, *srow = (T *)(scratch + n * d + 2);                                  \
+        double *dkt = scratch + (n + 1) * d + 2, *dvacc = dkt + n * d;                             \
         transpose_##SUF(k, d, n, kt);                                                              \
         for (idx j = 0; j < n * d; ++j) dkt[j] = 0;                                                \
         for (idx j = 0; j < d; ++j) dvacc[j] = 0;                                                  \
@@ -747,7 +762,7 @@ static PyObject *native_attend(PyObject *self, PyObject *args) {
     idx items, d, n;
     if (!PyArg_ParseTuple(args, "pKKKnnnK", &dbl, &q, &k, &v, &items, &d, &n, &o)) return NULL;
     idx P = items, work = items * d * d * n;
-    FOR_PLANES((n + 1) * d, {
+    FOR_PLANES((n + 1) * d + 2, {
         idx o1 = p * d * n;
         if (dbl)
             attend_item_f64(PTR(double, q) + o1, PTR(double, k) + o1, PTR(double, v) + p * d, d, n,
@@ -766,7 +781,7 @@ static PyObject *native_attend_backward(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "pKKKKKnnnKKK", &dbl, &q, &k, &v, &o, &dout, &items, &d, &n, &dq, &dk, &dv))
         return NULL;
     idx P = items, work = items * d * d * n;
-    FOR_PLANES((2 * n + 2) * d, {
+    FOR_PLANES((2 * n + 2) * d + 2, {
         idx o1 = p * d * n;
         idx o2 = p * d;
         if (dbl)
