@@ -291,7 +291,7 @@ def _layer_norm_tokens(y: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
 
 def _native_pcsa_args(block: nn.Module, y: torch.Tensor) -> tuple | None:
     """The C module's arguments for PCSA's small graph on y (b, c, h', w'), or None where it does
-    not apply: more than 16 tokens, dropout, parameters not in y's dtype."""
+    not apply: more than _NATIVE_MAX_TOKENS tokens, dropout, parameters not in y's dtype."""
     n = y.shape[2] * y.shape[3]
     if _native is None or y.dtype not in _NATIVE_DTYPES or not 1 <= n <= _NATIVE_MAX_TOKENS:
         return None
