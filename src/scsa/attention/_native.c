@@ -200,11 +200,12 @@ static inline float exp_nonpositive(float x) {
 }
 
 /* The channel attention of PCSA for one value column: o_i = Σ_j softmax_j(q_i · k_j) v_j, with q, k
- * (d, n) per batch item (channels are tokens, n pooled positions their features) and v (d); the
- * fast path sends few features (n <= 16: float scores stay within the float32 tolerance) here. The d×d matrix is never stored: each row of scores
- * lives in a buffer of d values; sums over the d columns accumulate in double. Scratch: kt (n, d)
- * and 2, srow (d), and for the backward dkt (n, d) and dvacc (d), counted in doubles. The backward takes
- * do (d) and writes dq, dk (d, n) and dv (d). */
+ * (d, n) per batch item (channels are tokens, n pooled positions their features) and v (d). The
+ * fast path sends few features here (n <= 16, where float score rows keep float32's accuracy).
+ * The d×d matrix is never stored: each row of scores lives in a buffer of d values; sums over the
+ * d columns accumulate in double. Scratch, counted in doubles: kt (n, d) and 2, srow (d), and for
+ * the backward dkt (n, d) and dvacc (d). The backward takes do (d) and writes dq, dk (d, n) and
+ * dv (d). */
 #define DEFINE_ATTENTION(T, SUF, EXP)                                                              \
     /* srow = exp(q_i · kᵀ - max); returns the row sum */                                         \
     MULTIVERSION static double score_row_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow) {  \
