@@ -99,14 +99,20 @@ def use_fast_path(x: torch.Tensor) -> bool:
 def scsa_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """SCSA's output for ``x`` by the fast path (the caller checked :func:`use_fast_path`)."""
     # dtypes are chosen explicitly below (gates in float32 for half inputs, as on the plain path)
-    with torch.autocast(x.device.type, enabled=False):
-        if torch.is_grad_enabled():
-            names, params = zip(*block.named_parameters())
-            if x.requires_grad or any(p.requires_grad for p in params):
-                out = _SCSAFunction.apply(x, block, names, *params)
-                out.grad_fn.out_version = out._version  # see output_recompute
-                return out
-        return _forward_no_grad(block, x)
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return _scsa_forward(block, x)
+    return _scsa_forward(block, x)
+
+
+def _scsa_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    if torch.is_grad_enabled():
+        names, params = zip(*block.named_parameters())
+        if x.requires_grad or any(p.requires_grad for p in params):
+            out = _SCSAFunction.apply(x, block, names, *params)
+            out.grad_fn.out_version = out._version  # see output_recompute
+            return out
+    return _forward_no_grad(block, x)
 
 
 def output_recompute(t: torch.Tensor):
@@ -364,7 +370,7 @@ def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = Non
     b, c = y.shape[0], y.shape[1]
     heads, scale = block.head_num, block.scaler
     n = y.shape[2] * y.shape[3]
-    if n <= _NATIVE_MAX_TOKENS and b > 0:
+    if n <= _NATIVE_MAX_TOKENS and b > 0 and torch.is_grad_enabled():
         y = _layer_norm_tokens(y.reshape(b, c, n), block.norm)  # GroupNorm(1, c)
     else:
         y = _plain.group_norm(y, 1, block.norm.weight, block.norm.bias, block.norm.eps, y.dtype)
