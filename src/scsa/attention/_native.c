@@ -201,14 +201,15 @@ static inline float exp_nonpositive(float x) {
 
 /* The channel attention of PCSA for one value column: o_i = Σ_j softmax_j(q_i · k_j) v_j, with q, k
  * (d, n) per batch item (channels are tokens, n pooled positions their features) and v (d). The
- * fast path sends few features here (n <= 16, where float score rows keep float32's accuracy).
+ * fast path sends at most 64 features here; beyond 16 the scores accumulate in double.
  * The d×d matrix is never stored: each row of scores lives in a buffer of d values; sums over the
- * d columns accumulate in double. Scratch, counted in doubles: kt (n, d) and 2, srow (d), and for
- * the backward dkt (n, d) and dvacc (d). The backward takes do (d) and writes dq, dk (d, n) and
+ * d columns accumulate in double. Scratch, counted in doubles: kt (n, d) and 2, srow (d), acc (d),
+ * and for the backward dkt (n, d) and dvacc (d). The backward takes do (d) and writes dq, dk (d, n) and
  * dv (d). */
 #define DEFINE_ATTENTION(T, SUF, EXP)                                                              \
     /* srow = exp(q_i · kᵀ - max); returns the row sum */                                         \
-    MULTIVERSION static double score_row_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow) {  \
+    MULTIVERSION static double score_row_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow,    \
+                                               double *acc) {                                      \
         T q0 = qi[0];                                                                              \
         if (n == 1) { /* one feature: the row maximum is q0 times k's largest or smallest value */  \
             T m = q0 * kt[d] > q0 * kt[d + 1] ? q0 * kt[d] : q0 * kt[d + 1];                       \
@@ -219,11 +220,21 @@ static inline float exp_nonpositive(float x) {
             }                                                                                      \
             return den;                                                                            \
         }                                                                                          \
-        for (idx j = 0; j < d; ++j) srow[j] = q0 * kt[j];                                          \
-        for (idx f = 1; f < n; ++f) {                                                              \
-            T qf = qi[f];                                                                          \
-            const T *kf = kt + f * d;                                                              \
-            for (idx j = 0; j < d; ++j) srow[j] += qf * kf[j];                                     \
+        if (n <= 16) { /* a few features: float sums keep float32's accuracy */                   \
+            for (idx j = 0; j < d; ++j) srow[j] = q0 * kt[j];                                      \
+            for (idx f = 1; f < n; ++f) {                                                          \
+                T qf = qi[f];                                                                      \
+                const T *kf = kt + f * d;                                                          \
+                for (idx j = 0; j < d; ++j) srow[j] += qf * kf[j];                                 \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (idx j = 0; j < d; ++j) acc[j] = (double)q0 * kt[j];                               \
+            for (idx f = 1; f < n; ++f) {                                                          \
+                double qf = qi[f];                                                                 \
+                const T *kf = kt + f * d;                                                          \
+                for (idx j = 0; j < d; ++j) acc[j] += qf * kf[j];                                  \
+            }                                                                                      \
+            for (idx j = 0; j < d; ++j) srow[j] = (T)acc[j];                                       \
         }                                                                                          \
         T m = srow[0];                                                                             \
         _Pragma("omp simd reduction(max : m)") for (idx j = 1; j < d; ++j) m = srow[j] > m ? srow[j] : m; \
@@ -249,9 +260,10 @@ static inline float exp_nonpositive(float x) {
     MULTIVERSION static void attend_item_##SUF(const T *q, const T *k, const T *v, idx d, idx n,   \
                                                T *o, double *scratch) {                            \
         T *kt = (T *)scratch, *srow = (T *)(scratch + n * d + 2);                                  \
+        double *acc = scratch + (n + 1) * d + 2;                                                   \
         transpose_##SUF(k, d, n, kt);                                                              \
         for (idx i = 0; i < d; ++i) {                                                              \
-            double den = score_row_##SUF(q + i * n, kt, d, n, srow), num = 0;                      \
+            double den = score_row_##SUF(q + i * n, kt, d, n, srow, acc), num = 0;                 \
             _Pragma("omp simd reduction(+ : num)") for (idx j = 0; j < d; ++j) num += srow[j] * v[j]; \
             o[i] = (T)(num / den);                                                                 \
         }                                                                                          \
@@ -261,13 +273,13 @@ static inline float exp_nonpositive(float x) {
                                                         const T *o, const T *dout, idx d, idx n,   \
                                                         T *dq, T *dk, T *dv, double *scratch) {    \
         T *kt = (T *)scratch, *srow = (T *)(scratch + n * d + 2);                                  \
-        double *dkt = scratch + (n + 1) * d + 2, *dvacc = dkt + n * d;                             \
+        double *dkt = scratch + (n + 1) * d + 2, *dvacc = dkt + n * d, *acc = dvacc + d;           \
         transpose_##SUF(k, d, n, kt);                                                              \
         for (idx j = 0; j < n * d; ++j) dkt[j] = 0;                                                \
         for (idx j = 0; j < d; ++j) dvacc[j] = 0;                                                  \
         for (idx i = 0; i < d; ++i) {                                                              \
             const T *qi = q + i * n;                                                               \
-            double den = score_row_##SUF(qi, kt, d, n, srow);                                      \
+            double den = score_row_##SUF(qi, kt, d, n, srow, acc);                                 \
             T alpha = (T)(dout[i] / den), oi = o[i];                                               \
             /* attn_ij = e_j / den: dv_j += attn_ij do_i; dl_ij = attn_ij do_i (v_j - o_i) */      \
             for (idx j = 0; j < d; ++j) {                                                          \
@@ -537,7 +549,7 @@ DEFINE_CHANNEL_GATE(double, f64, exp)
 
 /* The backward of channel_gate for one sample, given the attention's output o (C) from the forward
  * and dL/dg (C): writes dL/dy (C, n) and this sample's share of the gradients of the norm's weight
- * and bias and of q, k, v's weights and biases (C each). Scratch: (7 * n + 8) * (C / heads) + C doubles. */
+ * and bias and of q, k, v's weights and biases (C each). Scratch: (7 * n + 10) * (C / heads) + C doubles. */
 #define DEFINE_CHANNEL_GATE_BACKWARD(T, SUF, EXP)                                                  \
     MULTIVERSION static void channel_gate_backward_##SUF(                                          \
         const T *y, idx C, idx n, idx heads, const T *nw, const T *nb, double eps, const T *qw,    \
@@ -552,7 +564,7 @@ DEFINE_CHANNEL_GATE(double, f64, exp)
         double rstd = 1.0 / sqrt(sq / (double)(C * n) + eps);                                      \
         /* the gate's backward: dout = dL/do */                                                   \
         idx d = C / heads;                                                                         \
-        T *dout = (T *)(scratch + (7 * n + 8) * d);                                                \
+        T *dout = (T *)(scratch + (7 * n + 10) * d);                                               \
         if (!softmax) {                                                                            \
             for (idx c = 0; c < C; ++c) {                                                          \
                 T gc = sigmoid_##SUF(o[c]);                                                        \
@@ -763,7 +775,7 @@ static PyObject *native_attend(PyObject *self, PyObject *args) {
     idx items, d, n;
     if (!PyArg_ParseTuple(args, "pKKKnnnK", &dbl, &q, &k, &v, &items, &d, &n, &o)) return NULL;
     idx P = items, work = items * d * d * n;
-    FOR_PLANES((n + 1) * d + 2, {
+    FOR_PLANES((n + 2) * d + 2, {
         idx o1 = p * d * n;
         if (dbl)
             attend_item_f64(PTR(double, q) + o1, PTR(double, k) + o1, PTR(double, v) + p * d, d, n,
@@ -782,7 +794,7 @@ static PyObject *native_attend_backward(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "pKKKKKnnnKKK", &dbl, &q, &k, &v, &o, &dout, &items, &d, &n, &dq, &dk, &dv))
         return NULL;
     idx P = items, work = items * d * d * n;
-    FOR_PLANES((2 * n + 2) * d + 2, {
+    FOR_PLANES((2 * n + 3) * d + 2, {
         idx o1 = p * d * n;
         idx o2 = p * d;
         if (dbl)
@@ -914,7 +926,7 @@ static PyObject *native_channel_gate_backward(PyObject *self, PyObject *args) {
                           &g[3], &g[4], &g[5], &g[6], &g[7]))
         return NULL;
     idx P = B, work = B * C * (C / heads) * n;
-    FOR_PLANES((7 * n + 8) * (C / heads) + C, {
+    FOR_PLANES((7 * n + 10) * (C / heads) + C, {
         idx r = p * C;
         if (dbl)
             channel_gate_backward_f64(

@@ -14,7 +14,7 @@ Same numbers, less work, by exact algebra only:
   both axes.
 * PCSA: ``mean_n(attn @ v) == attn @ mean_n(v)``, so the attention needs one value per channel and
   no C×C matrix is ever kept: SDPA for one token, the C module (one row of scores at a time) for up
-  to 16, batched matmuls and softmax beyond.
+  to 64, batched matmuls and softmax beyond.
 * Training runs one autograd Function that keeps ``x`` (the layer before keeps it anyway), the axis
   means, the pooled tokens and the attention's output, nothing of full size. Its backward reads
   ``x`` and the incoming gradient once for every reduction the small graphs need, and writes
@@ -51,7 +51,9 @@ _ROWS_MIN_SIDE = 16
 _GEMM_MEANS_MAX_AREA = 256
 _PCSA_PREFIXES = ("norm.", "q.", "k.", "v.")
 # Up to this many pooled tokens the C module computes the channel attention (see _channel_gate).
-_NATIVE_MAX_TOKENS = 16
+_NATIVE_MAX_TOKENS = 64
+# Up to this many tokens PCSA's GroupNorm is differentiated as elementwise ops (see _layer_norm_tokens).
+_ELEMENTWISE_NORM_MAX_TOKENS = 16
 _NATIVE_DTYPES = (torch.float32, torch.float64)
 _is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
 
@@ -370,7 +372,7 @@ def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = Non
     b, c = y.shape[0], y.shape[1]
     heads, scale = block.head_num, block.scaler
     n = y.shape[2] * y.shape[3]
-    if n <= _NATIVE_MAX_TOKENS and b > 0 and torch.is_grad_enabled():
+    if n <= _ELEMENTWISE_NORM_MAX_TOKENS and b > 0 and torch.is_grad_enabled():
         y = _layer_norm_tokens(y.reshape(b, c, n), block.norm)  # GroupNorm(1, c)
     else:
         y = _plain.group_norm(y, 1, block.norm.weight, block.norm.bias, block.norm.eps, y.dtype)
