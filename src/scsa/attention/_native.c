@@ -320,12 +320,37 @@ DEFINE_ATTENTION(double, f64, exp)
         return x < 0 ? e / (1 + e) : 1 / (1 + e);                                                  \
     }                                                                                              \
                                                                                                    \
+    /* One axis of one channel group: tp = the means (gc rows of `row`, l used) zero-padded and       \
+     * position-major, o = the depth-wise conv (position-major), and GroupNorm's mean and 1/std. */ \
+    MULTIVERSION static void gates_conv_##SUF(const T *means, idx row, idx gc, idx l, const T *wt,  \
+                                              idx k, const T *bias, double eps, T *tp, T *o,        \
+                                              double *mean, double *rstd) {                         \
+        idx p = k / 2;                                                                             \
+        for (idx i = 0; i < p * gc; ++i) tp[i] = tp[(p + l) * gc + i] = 0;                         \
+        for (idx c = 0; c < gc; ++c)                                                               \
+            for (idx i = 0; i < l; ++i) tp[(p + i) * gc + c] = means[c * row + i];                 \
+        double sum = 0, sq = 0;                                                                    \
+        for (idx i = 0; i < l; ++i) {                                                              \
+            T *oi = o + i * gc;                                                                    \
+            for (idx c = 0; c < gc; ++c) oi[c] = bias[c];                                          \
+            for (idx j = 0; j < k; ++j) { /* tap by tap: the loops over channels vectorise */      \
+                const T *tj = tp + (i + j) * gc, *wj = wt + j * gc;                                \
+                for (idx c = 0; c < gc; ++c) oi[c] += wj[c] * tj[c];                               \
+            }                                                                                      \
+            _Pragma("omp simd reduction(+ : sum)") for (idx c = 0; c < gc; ++c) sum += oi[c];      \
+        }                                                                                          \
+        *mean = sum / (double)(gc * l);                                                            \
+        _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < l * gc; ++i)                     \
+            sq += ((double)o[i] - *mean) * ((double)o[i] - *mean);                                 \
+        *rstd = 1.0 / sqrt(sq / (double)(gc * l) + eps);                                           \
+    }                                                                                              \
+                                                                                                   \
     MULTIVERSION static void gates_group_##SUF(const T *means, idx row, idx ow, idx gc, idx h,     \
                                                idx w, const T *weight, idx k, const T *bias,       \
                                                const T *gamma_h, const T *beta_h, const T *gamma_w, \
                                                const T *beta_w, double eps_h, double eps_w,        \
                                                int softmax, T *out, T *scratch) {                  \
-        idx len[2] = {h, w}, off_in[2] = {0, ow}, off_out[2] = {0, h}, p = k / 2;                  \
+        idx len[2] = {h, w}, off_in[2] = {0, ow}, off_out[2] = {0, h};                             \
         idx lmax = h > w ? h : w;                                                                  \
         const T *gam[2] = {gamma_h, gamma_w}, *bet[2] = {beta_h, beta_w};                          \
         double eps[2] = {eps_h, eps_w};                                                            \
@@ -335,25 +360,8 @@ DEFINE_ATTENTION(double, f64, exp)
             for (idx j = 0; j < k; ++j) wt[j * gc + c] = weight[c * k + j];                        \
         for (int axis = 0; axis < 2; ++axis) {                                                     \
             idx l = len[axis];                                                                     \
-            for (idx i = 0; i < p * gc; ++i) tp[i] = tp[(p + l) * gc + i] = 0;                     \
-            for (idx c = 0; c < gc; ++c) {                                                         \
-                const T *t = means + c * row + off_in[axis];                                       \
-                for (idx i = 0; i < l; ++i) tp[(p + i) * gc + c] = t[i];                           \
-            }                                                                                      \
-            double sum = 0, sq = 0;                                                                \
-            for (idx i = 0; i < l; ++i) {                                                          \
-                T *oi = o + i * gc;                                                                \
-                for (idx c = 0; c < gc; ++c) oi[c] = bias[c];                                      \
-                for (idx j = 0; j < k; ++j) {                                                      \
-                    const T *tj = tp + (i + j) * gc, *wj = wt + j * gc;                            \
-                    for (idx c = 0; c < gc; ++c) oi[c] += wj[c] * tj[c];                           \
-                }                                                                                  \
-                _Pragma("omp simd reduction(+ : sum)") for (idx c = 0; c < gc; ++c) sum += oi[c];  \
-            }                                                                                      \
-            double mean = sum / (double)(gc * l);                                                  \
-            _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < l * gc; ++i)                 \
-                sq += ((double)o[i] - mean) * ((double)o[i] - mean);                               \
-            double rstd = 1.0 / sqrt(sq / (double)(gc * l) + eps[axis]);                           \
+            double mean, rstd;                                                                     \
+            gates_conv_##SUF(means + off_in[axis], row, gc, l, wt, k, bias, eps[axis], tp, o, &mean, &rstd); \
             for (idx c = 0; c < gc; ++c) {                                                         \
                 scale[c] = (T)(rstd * gam[axis][c]);                                               \
                 shift[c] = (T)(bet[axis][c] - mean * rstd * gam[axis][c]);                         \
@@ -410,26 +418,8 @@ DEFINE_GATES(double, f64, exp)
         }                                                                                          \
         for (int axis = 0; axis < 2; ++axis) {                                                     \
             idx l = len[axis];                                                                     \
-            double L = (double)(gc * l);                                                           \
-            for (idx i = 0; i < p * gc; ++i) tp[i] = tp[(p + l) * gc + i] = 0;                     \
-            for (idx c = 0; c < gc; ++c) {                                                         \
-                const T *t = means + c * row + off_in[axis];                                       \
-                for (idx i = 0; i < l; ++i) tp[(p + i) * gc + c] = t[i];                           \
-            }                                                                                      \
-            double sum = 0, sq = 0;                                                                \
-            for (idx i = 0; i < l; ++i) { /* conv output into xh */                                \
-                T *oi = xh + i * gc;                                                               \
-                for (idx c = 0; c < gc; ++c) oi[c] = bias[c];                                      \
-                for (idx j = 0; j < k; ++j) {                                                      \
-                    const T *tj = tp + (i + j) * gc, *wj = wt + j * gc;                            \
-                    for (idx c = 0; c < gc; ++c) oi[c] += wj[c] * tj[c];                           \
-                }                                                                                  \
-                _Pragma("omp simd reduction(+ : sum)") for (idx c = 0; c < gc; ++c) sum += oi[c];  \
-            }                                                                                      \
-            double mean = sum / L;                                                                 \
-            _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < l * gc; ++i)                 \
-                sq += ((double)xh[i] - mean) * ((double)xh[i] - mean);                             \
-            double rstd = 1.0 / sqrt(sq / L + eps[axis]);                                          \
+            double L = (double)(gc * l), mean, rstd;                                               \
+            gates_conv_##SUF(means + off_in[axis], row, gc, l, wt, k, bias, eps[axis], tp, xh, &mean, &rstd); \
             for (idx i = 0; i < l * gc; ++i) xh[i] = (T)((xh[i] - mean) * rstd);                   \
             /* the gate a and dz = dL/dz (z = xhat gamma + beta), position-major */               \
             for (idx c = 0; c < gc; ++c) {                                                         \
@@ -498,33 +488,46 @@ DEFINE_GATES_BACKWARD(double, f64, exp)
  * mean_n(attn @ v) = attn @ mean_n(v)), the attention per head, then the sigmoid, or the softmax
  * over the channels. Biases may be NULL. Scratch: (4 * n + 6) * (C / heads) doubles. */
 #define DEFINE_CHANNEL_GATE(T, SUF, EXP)                                                           \
+    static void pcsa_norm_stats_##SUF(const T *y, idx len, double eps, double *mean, double *rstd) { \
+        double sum = 0, sq = 0;                                                                    \
+        _Pragma("omp simd reduction(+ : sum)") for (idx i = 0; i < len; ++i) sum += y[i];          \
+        *mean = sum / (double)len;                                                                 \
+        _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < len; ++i)                        \
+            sq += ((double)y[i] - *mean) * ((double)y[i] - *mean);                                 \
+        *rstd = 1.0 / sqrt(sq / (double)len + eps);                                                \
+    }                                                                                              \
+                                                                                                   \
+    /* one head's q (scaled), k (d, n) and v (d, averaged over the tokens) from its d channels of y */ \
+    static void pcsa_qkv_##SUF(const T *y, idx d, idx n, double mean, double rstd, const T *nw,    \
+                               const T *nb, const T *qw, const T *qb, const T *kw, const T *kb,    \
+                               const T *vw, const T *vb, double scale, T *q, T *k, T *v) {         \
+        for (idx i = 0; i < d; ++i) {                                                              \
+            T a = (T)(rstd * nw[i]), b = (T)(nb[i] - mean * rstd * nw[i]);                         \
+            T sq_ = (T)scale * qw[i], bq = qb ? (T)scale * qb[i] : 0, bk = kb ? kb[i] : 0;         \
+            double vs = 0;                                                                         \
+            for (idx f = 0; f < n; ++f) {                                                          \
+                T t = y[i * n + f] * a + b;                                                        \
+                q[i * n + f] = t * sq_ + bq;                                                       \
+                k[i * n + f] = t * kw[i] + bk;                                                     \
+                vs += t;                                                                           \
+            }                                                                                      \
+            v[i] = (T)(vs / (double)n) * vw[i] + (vb ? vb[i] : 0);                                 \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
     MULTIVERSION static void channel_gate_##SUF(                                                   \
         const T *y, idx C, idx n, idx heads, const T *nw, const T *nb, double eps, const T *qw,    \
         const T *qb, const T *kw, const T *kb, const T *vw, const T *vb, double scale, int softmax, \
         T *g, T *o_out, double *scratch) {                                                         \
-        double sum = 0, sq = 0;                                                                    \
-        _Pragma("omp simd reduction(+ : sum)") for (idx i = 0; i < C * n; ++i) sum += y[i];        \
-        double mean = sum / (double)(C * n);                                                       \
-        _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < C * n; ++i)                      \
-            sq += ((double)y[i] - mean) * ((double)y[i] - mean);                                   \
-        double rstd = 1.0 / sqrt(sq / (double)(C * n) + eps);                                      \
+        double mean, rstd;                                                                         \
+        pcsa_norm_stats_##SUF(y, C * n, eps, &mean, &rstd);                                        \
         idx d = C / heads;                                                                         \
         T *q = (T *)scratch, *k = q + d * n, *v = k + d * n, *o = v + d;                           \
         double *att = scratch + 2 * n * d + 2 * d;                                                 \
         for (idx hd = 0; hd < heads; ++hd) {                                                       \
-            for (idx i = 0; i < d; ++i) {                                                          \
-                idx c = hd * d + i;                                                                \
-                T a = (T)(rstd * nw[c]), b = (T)(nb[c] - mean * rstd * nw[c]);                     \
-                T sq_ = (T)scale * qw[c], bq = qb ? (T)scale * qb[c] : 0, bk = kb ? kb[c] : 0;     \
-                double vs = 0;                                                                     \
-                for (idx f = 0; f < n; ++f) {                                                      \
-                    T t = y[c * n + f] * a + b;                                                    \
-                    q[i * n + f] = t * sq_ + bq;                                                   \
-                    k[i * n + f] = t * kw[c] + bk;                                                 \
-                    vs += t;                                                                       \
-                }                                                                                  \
-                v[i] = (T)(vs / (double)n) * vw[c] + (vb ? vb[c] : 0);                             \
-            }                                                                                      \
+            pcsa_qkv_##SUF(y + hd * d * n, d, n, mean, rstd, nw + hd * d, nb + hd * d, qw + hd * d, \
+                           qb ? qb + hd * d : NULL, kw + hd * d, kb ? kb + hd * d : NULL, vw + hd * d, \
+                           vb ? vb + hd * d : NULL, scale, q, k, v);                               \
             attend_item_##SUF(q, k, v, d, n, o, att);                                              \
             for (idx i = 0; i < d; ++i) g[hd * d + i] = o[i];                                      \
         }                                                                                          \
@@ -556,12 +559,8 @@ DEFINE_CHANNEL_GATE(double, f64, exp)
         const T *qb, const T *kw, const T *kb, const T *vw, const T *vb, double scale, int softmax, \
         const T *o, const T *dg, T *dy, T *dnw, T *dnb, T *dqw, T *dqb, T *dkw, T *dkb, T *dvw,    \
         T *dvb, double *scratch) {                                                                 \
-        double sum = 0, sq = 0;                                                                    \
-        _Pragma("omp simd reduction(+ : sum)") for (idx i = 0; i < C * n; ++i) sum += y[i];        \
-        double mean = sum / (double)(C * n);                                                       \
-        _Pragma("omp simd reduction(+ : sq)") for (idx i = 0; i < C * n; ++i)                      \
-            sq += ((double)y[i] - mean) * ((double)y[i] - mean);                                   \
-        double rstd = 1.0 / sqrt(sq / (double)(C * n) + eps);                                      \
+        double mean, rstd;                                                                         \
+        pcsa_norm_stats_##SUF(y, C * n, eps, &mean, &rstd);                                        \
         /* the gate's backward: dout = dL/do */                                                   \
         idx d = C / heads;                                                                         \
         T *dout = (T *)(scratch + (7 * n + 10) * d);                                               \
@@ -583,20 +582,10 @@ DEFINE_CHANNEL_GATE(double, f64, exp)
         double *att = scratch + 5 * n * d + 4 * d;                                                 \
         double s1 = 0, s2 = 0; /* sums of dxhat and dxhat * xhat over the sample */                \
         for (idx hd = 0; hd < heads; ++hd) {                                                       \
-            for (idx i = 0; i < d; ++i) {                                                          \
-                idx c = hd * d + i;                                                                \
-                T a = (T)(rstd * nw[c]), b = (T)(nb[c] - mean * rstd * nw[c]);                     \
-                T sq_ = (T)scale * qw[c], bq = qb ? (T)scale * qb[c] : 0, bk = kb ? kb[c] : 0;     \
-                double vs = 0;                                                                     \
-                for (idx f = 0; f < n; ++f) {                                                      \
-                    T t = y[c * n + f] * a + b;                                                    \
-                    q[i * n + f] = t * sq_ + bq;                                                   \
-                    k[i * n + f] = t * kw[c] + bk;                                                 \
-                    vs += t;                                                                       \
-                }                                                                                  \
-                v[i] = (T)(vs / (double)n) * vw[c] + (vb ? vb[c] : 0);                             \
-                doh[i] = dout[c];                                                                  \
-            }                                                                                      \
+            pcsa_qkv_##SUF(y + hd * d * n, d, n, mean, rstd, nw + hd * d, nb + hd * d, qw + hd * d, \
+                           qb ? qb + hd * d : NULL, kw + hd * d, kb ? kb + hd * d : NULL, vw + hd * d, \
+                           vb ? vb + hd * d : NULL, scale, q, k, v);                               \
+            for (idx i = 0; i < d; ++i) doh[i] = dout[hd * d + i];                                 \
             attend_backward_item_##SUF(q, k, v, o + hd * d, doh, d, n, dq, dk, dv, att);           \
             for (idx i = 0; i < d; ++i) {                                                          \
                 idx c = hd * d + i;                                                                \
