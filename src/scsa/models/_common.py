@@ -14,6 +14,7 @@ from torch import nn
 
 from scsa.attention import SCSA, create_attention, get_attention_class, list_attentions
 from scsa.attention.identity import NoAttention
+from scsa.attention.recompute import attention_outputs_recomputed
 
 AttentionSpec = str | Callable[..., nn.Module]
 
@@ -71,6 +72,20 @@ def make_attention(
         f"attention must be a registered name ({', '.join(list_attentions())}) or a callable "
         f"f(channels, **kwargs) -> nn.Module, got {attention!r}"
     )
+
+
+class ResidualBlock(nn.Module):
+    """Base of our residual blocks: while training, the layer after the attention block keeps a recipe
+    for the attention's output instead of the tensor (:mod:`scsa.attention.recompute`). Subclasses
+    define ``_forward_impl`` (the block itself) and ``_has_attention``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # two ifs, as TorchScript skips only the body of `if not is_scripting()`
+        if not torch.jit.is_scripting():  # noqa: SIM102
+            if self.training and torch.is_grad_enabled() and self._has_attention():
+                with attention_outputs_recomputed():
+                    return self._forward_impl(x)
+        return self._forward_impl(x)
 
 
 def inplace_attention(attn: nn.Module) -> nn.Module:

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from scsa.attention._layers import check_int
-from scsa.attention.recompute import attention_outputs_recomputed
 from scsa.models._common import (
     AttentionSpec,
+    ResidualBlock,
     check_drop_rate,
     check_position,
     check_stem,
@@ -61,7 +61,7 @@ def _conv_bn_act(inp: int, oup: int, kernel_size: int, stride: int = 1, groups: 
     )
 
 
-class InvertedResidual(nn.Module):
+class InvertedResidual(ResidualBlock):
     """MobileNetV2 inverted residual with an attention block on its hidden channels.
 
     SCSA (Si et al., https://arxiv.org/abs/2407.05128) follows the depth-wise conv → BN → ReLU6 and
@@ -108,14 +108,8 @@ class InvertedResidual(nn.Module):
         """The block's attention module (``None`` without one)."""
         return None if self.attn_path is None else self.get_submodule(self.attn_path)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # training: the projection saves a recipe for the attention's output, not the tensor
-        # (recompute.py); two ifs, as TorchScript skips only the body of `if not is_scripting()`
-        if not torch.jit.is_scripting():  # noqa: SIM102
-            if self.training and torch.is_grad_enabled() and self.attn_path is not None:
-                with attention_outputs_recomputed():
-                    return self._forward_impl(x)
-        return self._forward_impl(x)
+    def _has_attention(self) -> bool:
+        return self.attn_path is not None
 
     def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
         if self.use_res_connect:

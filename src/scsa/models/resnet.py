@@ -23,9 +23,9 @@ from torch import nn
 
 from scsa.attention._layers import check_int
 from scsa.attention.identity import NoAttention
-from scsa.attention.recompute import attention_outputs_recomputed
 from scsa.models._common import (
     AttentionSpec,
+    ResidualBlock,
     check_drop_rate,
     check_position,
     check_stem,
@@ -37,7 +37,7 @@ from scsa.models._common import (
 __all__ = ["BasicBlock", "Bottleneck", "ResNet"]
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(ResidualBlock):
     """ResNet basic block (two 3×3 convs) with an attention block, for ResNet-18/34.
 
     SCSA (Si et al., https://arxiv.org/abs/2407.05128) sits after conv1 → bn1 → ReLU and before conv2
@@ -79,14 +79,8 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # training: conv2 saves a recipe for the attention's output, not the tensor (recompute.py);
-        # two ifs, as TorchScript skips only the body of `if not is_scripting()`
-        if not torch.jit.is_scripting():  # noqa: SIM102
-            if self.training and torch.is_grad_enabled() and not isinstance(self.attn, NoAttention):
-                with attention_outputs_recomputed():
-                    return self._forward_impl(x)
-        return self._forward_impl(x)
+    def _has_attention(self) -> bool:
+        return not isinstance(self.attn, NoAttention)
 
     def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
@@ -107,7 +101,7 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """ResNet bottleneck (1×1, 3×3, 1×1 convs) with an attention block, for ResNet-50/101/152 and ResNeXt.
 
     SCSA (Si et al., https://arxiv.org/abs/2407.05128) sits on the middle channels after conv2 → bn2
@@ -150,14 +144,8 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # training: conv3 saves a recipe for the attention's output, not the tensor (recompute.py);
-        # two ifs, as TorchScript skips only the body of `if not is_scripting()`
-        if not torch.jit.is_scripting():  # noqa: SIM102
-            if self.training and torch.is_grad_enabled() and not isinstance(self.attn, NoAttention):
-                with attention_outputs_recomputed():
-                    return self._forward_impl(x)
-        return self._forward_impl(x)
+    def _has_attention(self) -> bool:
+        return not isinstance(self.attn, NoAttention)
 
     def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
