@@ -628,6 +628,18 @@ DEFINE_CHANNEL_GATE(double, f64, exp)
 DEFINE_CHANNEL_GATE_BACKWARD(float, f32, exp_nonpositive)
 DEFINE_CHANNEL_GATE_BACKWARD(double, f64, exp)
 
+/* rows[0] += rows[1] + ... + rows[count - 1], for `count` rows of `len` values (per-sample shares of
+ * a parameter's gradient, summed in sample order) */
+static void sum_rows(int dbl, unsigned long long ptr, idx count, idx len) {
+    for (idx r = 1; r < count; ++r)
+        for (idx i = 0; i < len; ++i) {
+            if (dbl)
+                ((double *)(uintptr_t)ptr)[i] += ((double *)(uintptr_t)ptr)[r * len + i];
+            else
+                ((float *)(uintptr_t)ptr)[i] += ((float *)(uintptr_t)ptr)[r * len + i];
+        }
+}
+
 /* Each Python entry point: (is_double, pointers and sizes as integers). The caller (the fast
  * path) has checked dtypes, contiguity and shapes; these functions trust it. */
 
@@ -899,6 +911,12 @@ static PyObject *native_gates_backward(PyObject *self, PyObject *args) {
                 PTR(float, dw[g]) + b * gc * ks[g], PTR(float, dbias[g]) + b * gc, PTR(float, dgh) + pc,
                 PTR(float, dbh) + pc, PTR(float, dgw) + pc, PTR(float, dbw) + pc, (float *)scratch);
     })
+    /* the samples' shares, summed into the first sample's rows */
+    for (int g = 0; g < 4; ++g) {
+        sum_rows(dbl, dw[g], B, gc * ks[g]);
+        sum_rows(dbl, dbias[g], B, gc);
+    }
+    sum_rows(dbl, dgh, B, C), sum_rows(dbl, dbh, B, C), sum_rows(dbl, dgw, B, C), sum_rows(dbl, dbw, B, C);
     Py_RETURN_NONE;
 }
 
@@ -932,6 +950,7 @@ static PyObject *native_channel_gate_backward(PyObject *self, PyObject *args) {
                 PTR(float, g[1]) + r, PTR(float, g[2]) + r, PTR(float, g[3]) + r, PTR(float, g[4]) + r,
                 PTR(float, g[5]) + r, PTR(float, g[6]) + r, PTR(float, g[7]) + r, scratch);
     })
+    for (int i = 0; i < 8; ++i) sum_rows(dbl, g[i], B, C); /* the samples' shares, into the first row */
     Py_RETURN_NONE;
 }
 

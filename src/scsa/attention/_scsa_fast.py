@@ -355,7 +355,8 @@ def _native_channel_gate_backward(
     )
     params = [block.norm.weight, block.norm.bias]
     params += [t for m in (block.q, block.k, block.v) for t in (m.weight, m.bias)]
-    grads = [None if p is None else t.sum(0).view(p.shape) for t, p in zip(per_sample, params)]
+    # the C module summed the samples into the first row
+    grads = [None if p is None else _first_row(t).view(p.shape) for t, p in zip(per_sample, params)]
     return dy, grads
 
 
@@ -540,6 +541,11 @@ def _native_gates(block: nn.Module, means: torch.Tensor, h: int, w: int) -> tupl
     return out[:, :, :h], out[:, :, h:]
 
 
+def _first_row(t: torch.Tensor) -> torch.Tensor:
+    """Row 0 of per-sample gradient shares that the C module summed there (zeros for an empty batch)."""
+    return t[0] if t.shape[0] else t.sum(0)
+
+
 def _native_gates_backward(
     block: nn.Module, means: torch.Tensor, h: int, w: int, da_h: torch.Tensor, da_w: torch.Tensor
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -561,8 +567,8 @@ def _native_gates_backward(
         block.norm_h.eps, block.norm_w.eps, block.sa_softmax, da.data_ptr(), dmeans.data_ptr(),
         *(t.data_ptr() for t in d_conv), *(t.data_ptr() for t in d_norm),
     )  # fmt: skip
-    params = _smsa_params(block)
-    return dmeans, [t.sum(0).view(p.shape) for t, p in zip(d_conv + d_norm, params)]
+    params = _smsa_params(block)  # the C module summed the samples into the first row
+    return dmeans, [_first_row(t).view(p.shape) for t, p in zip(d_conv + d_norm, params)]
 
 
 def _native_pool(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
@@ -709,6 +715,7 @@ class _SCSAFunction(torch.autograd.Function):
         out, means, y, recompute, ctx.attn_out = _forward_no_grad(block, x, keep=True)
         ctx.save_for_backward(x, means, y)
         ctx.recompute = recompute
+        ctx.gates = recompute.args[2:4]  # a_h, a_w (the recompute holds them anyway)
         return out
 
     @staticmethod
@@ -722,8 +729,8 @@ class _SCSAFunction(torch.autograd.Function):
         native_smsa = ctx.route == "native" and _native_gates_apply(block, x)
         with torch.enable_grad(), torch.random.fork_rng(devices, enabled=ctx.rng is not None):
             _set_rng_state(ctx.rng, x.device)
-            if native_smsa:
-                a_h, a_w = _native_gates(block, means, x.shape[2], x.shape[3])
+            if native_smsa:  # the forward's gates: the C module computed them, as it would again
+                a_h, a_w = ctx.gates
             else:
                 means = means.detach().requires_grad_()
                 a_h, a_w = _axis_gates(block, means, x.shape[2])  # (b, c, h), (b, c, w)
