@@ -245,13 +245,9 @@ class _NativeAttention(torch.autograd.Function):
     of scores lives in a buffer of d values, forward and backward."""
 
     @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, known: torch.Tensor | None = None):
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         d, n = q.shape[-2], q.shape[-1]
-        if known is not None:  # the output is known from the forward pass: only the graph is rebuilt
-            o = known.reshape(v.shape).to(v.dtype, copy=True)
-            ctx.save_for_backward(q, k, v, o)
-            return o
         o = v.new_empty(v.shape)
         _native.attend(
             q.dtype == torch.float64,
@@ -276,7 +272,7 @@ class _NativeAttention(torch.autograd.Function):
             q.dtype == torch.float64, q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), do.data_ptr(),
             q[..., 0, 0].numel(), q.shape[-2], q.shape[-1], dq.data_ptr(), dk.data_ptr(), dv.data_ptr(),
         )  # fmt: skip
-        return dq, dk, dv, None
+        return dq, dk, dv
 
 
 def _depthwise_affine(t: torch.Tensor, conv: nn.Conv2d, heads: int, scale: float = 1.0) -> torch.Tensor:
@@ -295,6 +291,13 @@ def _layer_norm_tokens(y: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
     var, mean = torch.var_mean(y, dim=(1, 2), correction=0, keepdim=True)
     scale = (var + norm.eps).rsqrt()
     return (y - mean) * scale * norm.weight.to(y.dtype).unsqueeze(-1) + norm.bias.to(y.dtype).unsqueeze(-1)
+
+
+def _pcsa_params(block: nn.Module) -> list[torch.Tensor | None]:
+    """norm.weight, norm.bias, then q, k and v's weights and biases (None for absent biases)."""
+    return [block.norm.weight, block.norm.bias] + [
+        t for m in (block.q, block.k, block.v) for t in (m.weight, m.bias)
+    ]
 
 
 def _native_pcsa_args(block: nn.Module, y: torch.Tensor) -> tuple | None:
@@ -338,36 +341,30 @@ def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | Non
 
 
 def _native_channel_gate_backward(
-    block: nn.Module, y: torch.Tensor, o: torch.Tensor, dg: torch.Tensor
-) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
-    """The backward of PCSA's small graph from the attention's output o: dL/dy and the gradients of
-    norm.weight, norm.bias, q, k and v's weights and biases (None for absent biases); or None where
-    the C module does not apply."""
-    y = y.contiguous()
-    args = _native_pcsa_args(block, y)
-    if args is None:
-        return None
+    block: nn.Module, args: tuple, y: torch.Tensor, o: torch.Tensor, dg: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    """The backward of PCSA's small graph from the attention's output o, with the C module's
+    arguments ``args`` for the contiguous y (:func:`_native_pcsa_args`): dL/dy and the gradients of
+    :func:`_pcsa_params` (None for absent biases)."""
     o, dg = o.to(y.dtype).contiguous(), dg.to(y.dtype).contiguous()
     dy = torch.empty_like(y)
     per_sample = [y.new_empty(y.shape[0], y.shape[1]) for _ in range(8)]
     _native.channel_gate_backward(
         *args, o.data_ptr(), dg.data_ptr(), dy.data_ptr(), *(t.data_ptr() for t in per_sample)
     )
-    params = [block.norm.weight, block.norm.bias]
-    params += [t for m in (block.q, block.k, block.v) for t in (m.weight, m.bias)]
     # the C module summed the samples into the first row
-    grads = [None if p is None else _first_row(t).view(p.shape) for t, p in zip(per_sample, params)]
+    grads = [
+        None if p is None else _first_row(t).view(p.shape) for t, p in zip(per_sample, _pcsa_params(block))
+    ]
     return dy, grads
 
 
 def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = None) -> torch.Tensor:
     """PCSA steps 6-9 on the pooled tokens y (b, c, h', w') -> the gate (b, c).
 
-    ``attn_out``: an empty list receives the attention's output before the gate (b, c), when there
-    is no dropout; a list holding that output makes the recomputation in the backward skip the
-    attention itself (the C module then only differentiates it)."""
-    known = attn_out[0] if attn_out else None
-    g = _native_channel_gate(block, y, attn_out) if known is None else None
+    ``attn_out``: a list that receives the attention's output before the gate (b, c) when there is
+    no dropout and at most _NATIVE_MAX_TOKENS tokens, for the C module's backward."""
+    g = _native_channel_gate(block, y, attn_out)
     if g is not None:
         return g
     b, c = y.shape[0], y.shape[1]
@@ -387,8 +384,6 @@ def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = Non
         # the mask is drawn on the (b, heads, d, d) matrix exactly as nn.Dropout draws it on the plain path
         attn = (_depthwise_affine(y, block.q, heads, scale) @ k.transpose(-2, -1)).softmax(dim=-1)
         o = _times_columns(F.dropout(attn, drop), v)
-    elif known is not None and n <= _NATIVE_MAX_TOKENS and _native is not None and y.dtype in _NATIVE_DTYPES:
-        o = _NativeAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v, known)
     elif n == 1:
         # SDPA's fused CPU kernel takes unit-stride rows only, and a length-1 row keeps whatever
         # stride the elementwise ops gave it, hence flatten + unsqueeze
@@ -403,7 +398,7 @@ def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = Non
         attn = (_depthwise_affine(y, block.q, heads, scale) @ k.transpose(-2, -1)).softmax(dim=-1)
         o = _times_columns(attn, v)
     g = o.reshape(b, c)
-    if attn_out is not None and known is None and drop == 0.0 and n <= _NATIVE_MAX_TOKENS:
+    if attn_out is not None and drop == 0.0 and n <= _NATIVE_MAX_TOKENS:
         attn_out.append(g.detach())
     return g.softmax(dim=1) if block.ca_softmax else g.sigmoid()
 
@@ -735,13 +730,15 @@ class _SCSAFunction(torch.autograd.Function):
                 means = means.detach().requires_grad_()
                 a_h, a_w = _axis_gates(block, means, x.shape[2])  # (b, c, h), (b, c, w)
             # PCSA's small graph likewise, from the attention's output kept by the forward
-            native_pcsa = bool(ctx.attn_out) and _native_pcsa_args(block, y) is not None
+            y = y.contiguous()  # the C module reads y as (b, c, n) rows
+            pcsa_args = _native_pcsa_args(block, y) if ctx.attn_out else None
+            native_pcsa = pcsa_args is not None
             if native_pcsa:
                 o = ctx.attn_out[0]
                 g = o.softmax(dim=1) if block.ca_softmax else o.sigmoid()  # (b, c)
             else:
                 y = y.detach().requires_grad_()
-                g = _channel_gate(block, y, list(ctx.attn_out) or None)  # (b, c)
+                g = _channel_gate(block, y)  # (b, c)
         ah, aw, gx = a_h.detach().to(x.dtype), a_w.detach().to(x.dtype), g.detach().to(x.dtype)
         smsa, pcsa, down = [], [], []
         for name, p in zip(ctx.names, ctx.params):
@@ -758,10 +755,10 @@ class _SCSAFunction(torch.autograd.Function):
             gd = g.detach().unsqueeze(-1)
             dg = (a_h.detach() * th).sum(dim=2)
             if native_pcsa:
-                dy, res = _native_channel_gate_backward(block, y, o, dg)
-                params = [block.norm.weight, block.norm.bias]
-                params += [t for m in (block.q, block.k, block.v) for t in (m.weight, m.bias)]
-                grads.update((id(p), r) for p, r in zip(params, res) if p is not None and p.requires_grad)
+                dy, res = _native_channel_gate_backward(block, pcsa_args, y, o, dg)
+                grads.update(
+                    (id(p), r) for p, r in zip(_pcsa_params(block), res) if p is not None and p.requires_grad
+                )
                 return dy, th * gd, tw * gd
             dy, *res = torch.autograd.grad(g, [y, *pcsa], dg)
             grads.update(zip(map(id, pcsa), res))
