@@ -308,17 +308,15 @@ def _native_pcsa_args(block: nn.Module, y: torch.Tensor) -> tuple | None:
         return None
     if block.training and block.attn_drop.p > 0.0:
         return None
-    params = [block.norm.weight, block.norm.bias, block.q.weight, block.k.weight, block.v.weight]
-    biases = [block.q.bias, block.k.bias, block.v.bias]
-    if not all(t is not None and t.dtype == y.dtype and t.is_contiguous() for t in params) or not all(
-        t is None or (t.dtype == y.dtype and t.is_contiguous()) for t in biases
-    ):
+    nw, nb, qw, qb, kw, kb, vw, vb = params = _pcsa_params(block)
+    if any(t is not None and (t.dtype != y.dtype or not t.is_contiguous()) for t in params):
         return None
-    qb, kb, vb = (0 if t is None else t.data_ptr() for t in biases)
+    if nw is None or nb is None:  # GroupNorm without affine
+        return None
     return (
         y.dtype == torch.float64, y.data_ptr(), y.shape[0], y.shape[1], n, block.head_num,
-        block.norm.weight.data_ptr(), block.norm.bias.data_ptr(), block.norm.eps,
-        block.q.weight.data_ptr(), qb, block.k.weight.data_ptr(), kb, block.v.weight.data_ptr(), vb,
+        nw.data_ptr(), nb.data_ptr(), block.norm.eps,
+        *(0 if t is None else t.data_ptr() for t in (qw, qb, kw, kb, vw, vb)),
         block.scaler, block.ca_softmax,
     )  # fmt: skip
 
