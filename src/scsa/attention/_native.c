@@ -42,6 +42,9 @@
 
 typedef Py_ssize_t idx;
 
+/* Columns per block of the attention's float sums (a block's sum is then added in double). */
+#define EXP_BLOCK 128
+
 /* Work below this many elements runs on one thread: waking the others costs more. */
 #define PARALLEL_MIN 32768
 
@@ -207,19 +210,10 @@ static inline float exp_nonpositive(float x) {
  * and for the backward dkt (n, d) and dvacc (d). The backward takes do (d) and writes dq, dk (d, n) and
  * dv (d). */
 #define DEFINE_ATTENTION(T, SUF, EXP)                                                              \
-    /* srow = exp(q_i · kᵀ - max); returns the row sum */                                         \
-    MULTIVERSION static double score_row_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow,    \
-                                               double *acc) {                                      \
+    /* srow = q_i · kᵀ for n >= 2 features; returns the row's maximum */                          \
+    MULTIVERSION static T scores_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow,           \
+                                       double *acc) {                                              \
         T q0 = qi[0];                                                                              \
-        if (n == 1) { /* one feature: the row maximum is q0 times k's largest or smallest value */  \
-            T m = q0 * kt[d] > q0 * kt[d + 1] ? q0 * kt[d] : q0 * kt[d + 1];                       \
-            double den = 0;                                                                        \
-            _Pragma("omp simd reduction(+ : den)") for (idx j = 0; j < d; ++j) {                   \
-                srow[j] = EXP(q0 * kt[j] - m);                                                     \
-                den += srow[j];                                                                    \
-            }                                                                                      \
-            return den;                                                                            \
-        }                                                                                          \
         if (n <= 16) { /* a few features: float sums keep float32's accuracy */                   \
             for (idx j = 0; j < d; ++j) srow[j] = q0 * kt[j];                                      \
             for (idx f = 1; f < n; ++f) {                                                          \
@@ -238,12 +232,51 @@ static inline float exp_nonpositive(float x) {
         }                                                                                          \
         T m = srow[0];                                                                             \
         _Pragma("omp simd reduction(max : m)") for (idx j = 1; j < d; ++j) m = srow[j] > m ? srow[j] : m; \
+        return m;                                                                                  \
+    }                                                                                              \
+                                                                                                   \
+    /* Row i's scores are mult · src (with one feature q_i0 · k, computed on the fly; else srow)  \
+     * and their maximum m: the maximum of one feature is q_i0 times k's largest or smallest value. */ \
+    static inline T row_scores_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow, double *acc, \
+                                     const T **src, T *mult) {                                     \
+        if (n == 1) {                                                                              \
+            T q0 = qi[0], hi = q0 * kt[d], lo = q0 * kt[d + 1];                                    \
+            *src = kt, *mult = q0;                                                                 \
+            return hi > lo ? hi : lo;                                                              \
+        }                                                                                          \
+        *src = srow, *mult = 1;                                                                    \
+        return scores_##SUF(qi, kt, d, n, srow, acc);                                              \
+    }                                                                                              \
+                                                                                                   \
+    /* srow = exp(q_i · kᵀ - max); returns the row sum */                                         \
+    MULTIVERSION static double score_row_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow,    \
+                                               double *acc) {                                      \
+        const T *src;                                                                              \
+        T mult, m = row_scores_##SUF(qi, kt, d, n, srow, acc, &src, &mult);                        \
         double den = 0;                                                                            \
         _Pragma("omp simd reduction(+ : den)") for (idx j = 0; j < d; ++j) {                       \
-            srow[j] = EXP(srow[j] - m);                                                            \
+            srow[j] = EXP(mult * src[j] - m);                                                      \
             den += srow[j];                                                                        \
         }                                                                                          \
         return den;                                                                                \
+    }                                                                                              \
+                                                                                                   \
+    /* Σ_j e_j and Σ_j e_j v_j with e_j = exp(mult · src_j - m), in one pass that stores nothing:  \
+     * T sums over blocks of EXP_BLOCK columns, double across the blocks. */                       \
+    MULTIVERSION static void exp_sums_##SUF(const T *src, T mult, T m, const T *v, idx d,         \
+                                            double *den, double *num) {                            \
+        double sd = 0, sn = 0;                                                                     \
+        for (idx j0 = 0; j0 < d; j0 += EXP_BLOCK) {                                                \
+            idx j1 = j0 + EXP_BLOCK < d ? j0 + EXP_BLOCK : d;                                      \
+            T bd = 0, bn = 0;                                                                      \
+            _Pragma("omp simd reduction(+ : bd, bn)") for (idx j = j0; j < j1; ++j) {              \
+                T e = EXP(mult * src[j] - m);                                                      \
+                bd += e;                                                                           \
+                bn += e * v[j];                                                                    \
+            }                                                                                      \
+            sd += bd, sn += bn;                                                                    \
+        }                                                                                          \
+        *den = sd, *num = sn;                                                                      \
     }                                                                                              \
                                                                                                    \
     /* kt = kᵀ (n, d); with one feature also k's largest and smallest value at kt[d], kt[d + 1] */ \
@@ -263,8 +296,10 @@ static inline float exp_nonpositive(float x) {
         double *acc = scratch + (n + 1) * d + 2;                                                   \
         transpose_##SUF(k, d, n, kt);                                                              \
         for (idx i = 0; i < d; ++i) {                                                              \
-            double den = score_row_##SUF(q + i * n, kt, d, n, srow, acc), num = 0;                 \
-            _Pragma("omp simd reduction(+ : num)") for (idx j = 0; j < d; ++j) num += srow[j] * v[j]; \
+            const T *src;                                                                          \
+            T mult, m = row_scores_##SUF(q + i * n, kt, d, n, srow, acc, &src, &mult);             \
+            double den, num;                                                                       \
+            exp_sums_##SUF(src, mult, m, v, d, &den, &num);                                        \
             o[i] = (T)(num / den);                                                                 \
         }                                                                                          \
     }                                                                                              \

@@ -13,8 +13,8 @@ Same numbers, less work, by exact algebra only:
 * SMSA: the four depth-wise kernels, zero-padded to the largest, are one depth-wise Conv1d shared by
   both axes.
 * PCSA: ``mean_n(attn @ v) == attn @ mean_n(v)``, so the attention needs one value per channel and
-  no C×C matrix is ever kept: SDPA for one token, the C module (one row of scores at a time) for up
-  to 64, batched matmuls and softmax beyond.
+  no C×C matrix is ever kept: the C module (one row of scores at a time) for up to 64 tokens, batched
+  matmuls and softmax beyond (SDPA for one token where the C module is absent).
 * Training runs one autograd Function that keeps ``x`` (the layer before keeps it anyway), the axis
   means, the pooled tokens and the attention's output, nothing of full size. Its backward reads
   ``x`` and the incoming gradient once for every reduction the small graphs need, and writes
@@ -322,9 +322,8 @@ def _native_pcsa_args(block: nn.Module, y: torch.Tensor) -> tuple | None:
 
 
 def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None) -> torch.Tensor | None:
-    """:func:`_channel_gate` in one C call, without autograd, where the C module applies; else None.
-    One token goes to SDPA, which is faster there."""
-    if torch.is_grad_enabled() or y.shape[2] * y.shape[3] < 2:
+    """:func:`_channel_gate` in one C call, without autograd, where the C module applies; else None."""
+    if torch.is_grad_enabled():
         return None
     y = y.contiguous()
     args = _native_pcsa_args(block, y)
@@ -376,20 +375,20 @@ def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = Non
     v = _depthwise_affine(y.mean(dim=3, keepdim=True), block.v, heads)  # mean_n(attn @ v) = attn @ mean_n(v)
     k = _depthwise_affine(y, block.k, heads)
     drop = block.attn_drop.p if block.training else 0.0
-    # measured on 2 CPU cores at ResNet-50's stages: SDPA's fused kernel for one token, the C module
-    # for a few (its score rows never leave the cache), batched matmuls and softmax for many
+    # measured on 2 CPU cores at ResNet-50's stages: the C module up to 64 tokens (its score rows
+    # never leave the cache), batched matmuls and softmax for more; without it SDPA for one token
     if drop > 0.0:
         # the mask is drawn on the (b, heads, d, d) matrix exactly as nn.Dropout draws it on the plain path
         attn = (_depthwise_affine(y, block.q, heads, scale) @ k.transpose(-2, -1)).softmax(dim=-1)
         o = _times_columns(F.dropout(attn, drop), v)
+    elif n <= _NATIVE_MAX_TOKENS and _native is not None and y.dtype in _NATIVE_DTYPES:
+        o = _NativeAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
     elif n == 1:
         # SDPA's fused CPU kernel takes unit-stride rows only, and a length-1 row keeps whatever
         # stride the elementwise ops gave it, hence flatten + unsqueeze
         q = _depthwise_affine(y, block.q, heads)
         q, k, v = (t.flatten(2).unsqueeze(-1) for t in (q, k, v))
         o = F.scaled_dot_product_attention(q, k, v, scale=scale)
-    elif n <= _NATIVE_MAX_TOKENS and _native is not None and y.dtype in _NATIVE_DTYPES:
-        o = _NativeAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
     elif torch.is_grad_enabled():
         o = _SoftmaxAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
     else:
