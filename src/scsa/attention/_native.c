@@ -180,6 +180,21 @@ typedef Py_ssize_t idx;
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
 
+/* b[j * ldb + i] = a[i * lda + j] for i < m, j < n, eight rows of a at a time: the fixed inner
+ * trip count unrolls, where a plain double loop over short rows spends its time on loop control. */
+#define DEFINE_TRANSPOSE(T, SUF)                                                                   \
+    static void transpose_into_##SUF(const T *a, idx lda, idx m, idx n, T *b, idx ldb) {          \
+        idx i = 0;                                                                                 \
+        for (; i + 8 <= m; i += 8)                                                                 \
+            for (idx j = 0; j < n; ++j)                                                            \
+                for (idx r = 0; r < 8; ++r) b[j * ldb + i + r] = a[(i + r) * lda + j];             \
+        for (; i < m; ++i)                                                                         \
+            for (idx j = 0; j < n; ++j) b[j * ldb + i] = a[i * lda + j];                           \
+    }
+
+DEFINE_TRANSPOSE(float, f32)
+DEFINE_TRANSPOSE(double, f64)
+
 /* exp(x) for x <= 0 (softmax arguments after subtracting the row maximum), to about 1 ulp:
  * Cody-Waite reduction by ln 2 and a degree-5 polynomial (the coefficients of Cephes' expf),
  * written without branches or calls so that the loops around it vectorise. Below -87 it returns
@@ -281,8 +296,7 @@ static inline float exp_nonpositive(float x) {
                                                                                                    \
     /* kt = kᵀ (n, d); with one feature also k's largest and smallest value at kt[d], kt[d + 1] */ \
     static void transpose_##SUF(const T *k, idx d, idx n, T *kt) {                                 \
-        for (idx j = 0; j < d; ++j)                                                                \
-            for (idx f = 0; f < n; ++f) kt[f * d + j] = k[j * n + f];                              \
+        transpose_into_##SUF(k, n, d, n, kt, d);                                                   \
         if (n == 1) {                                                                              \
             T hi = k[0], lo = k[0];                                                                \
             for (idx j = 1; j < d; ++j) hi = k[j] > hi ? k[j] : hi, lo = k[j] < lo ? k[j] : lo;    \
@@ -351,8 +365,8 @@ DEFINE_ATTENTION(double, f64, exp)
  * short the axis. Scratch: (2 * (lmax + kmax) + 2) * gc values. */
 #define DEFINE_GATES(T, SUF, EXP)                                                                  \
     static inline T sigmoid_##SUF(T x) {                                                           \
-        T e = EXP(x < 0 ? x : -x); /* exp(-|x|) */                                                 \
-        return x < 0 ? e / (1 + e) : 1 / (1 + e);                                                  \
+        T e = EXP(x < 0 ? x : -x), r = 1 / (1 + e); /* exp(-|x|): one division, no overflow */    \
+        return x < 0 ? e * r : r;                                                                  \
     }                                                                                              \
                                                                                                    \
     /* One axis of one channel group: tp = the means (gc rows of `row`, l used) zero-padded and       \
@@ -362,8 +376,7 @@ DEFINE_ATTENTION(double, f64, exp)
                                               double *mean, double *rstd) {                         \
         idx p = k / 2;                                                                             \
         for (idx i = 0; i < p * gc; ++i) tp[i] = tp[(p + l) * gc + i] = 0;                         \
-        for (idx c = 0; c < gc; ++c)                                                               \
-            for (idx i = 0; i < l; ++i) tp[(p + i) * gc + c] = means[c * row + i];                 \
+        transpose_into_##SUF(means, row, gc, l, tp + p * gc, gc);                                  \
         double sum = 0, sq = 0;                                                                    \
         for (idx i = 0; i < l; ++i) {                                                              \
             T *oi = o + i * gc;                                                                    \
@@ -391,8 +404,7 @@ DEFINE_ATTENTION(double, f64, exp)
         double eps[2] = {eps_h, eps_w};                                                            \
         T *tp = scratch, *wt = tp + (lmax + k) * gc, *o = wt + k * gc, *scale = o + lmax * gc;     \
         T *shift = scale + gc;                                                                     \
-        for (idx c = 0; c < gc; ++c)                                                               \
-            for (idx j = 0; j < k; ++j) wt[j * gc + c] = weight[c * k + j];                        \
+        transpose_into_##SUF(weight, k, gc, k, wt, gc);                                            \
         for (int axis = 0; axis < 2; ++axis) {                                                     \
             idx l = len[axis];                                                                     \
             double mean, rstd;                                                                     \
@@ -420,10 +432,7 @@ DEFINE_ATTENTION(double, f64, exp)
                 for (idx i = 0; i < l; ++i)                                                        \
                     for (idx c = 0; c < gc; ++c) o[i * gc + c] /= shift[c];                        \
             }                                                                                      \
-            for (idx c = 0; c < gc; ++c) {                                                         \
-                T *dst = out + c * (h + w) + off_out[axis];                                        \
-                for (idx i = 0; i < l; ++i) dst[i] = o[i * gc + c];                                \
-            }                                                                                      \
+            transpose_into_##SUF(o, gc, l, gc, out + off_out[axis], h + w);                        \
         }                                                                                          \
     }
 
@@ -446,29 +455,31 @@ DEFINE_GATES(double, f64, exp)
         T *dgam[2] = {dgamma_h, dgamma_w}, *dbet[2] = {dbeta_h, dbeta_w};                          \
         double eps[2] = {eps_h, eps_w};                                                            \
         T *tp = scratch, *wt = tp + (lmax + k) * gc, *xh = wt + k * gc, *dz = xh + lmax * gc;      \
-        T *dtp = dz + lmax * gc, *tmp = dtp + (lmax + k) * gc;                                     \
-        for (idx c = 0; c < gc; ++c) {                                                             \
-            db[c] = 0;                                                                             \
-            for (idx j = 0; j < k; ++j) wt[j * gc + c] = weight[c * k + j], dw[c * k + j] = 0;     \
-        }                                                                                          \
+        T *dtp = dz + lmax * gc, *dwt = dtp + (lmax + k) * gc, *tmp = dwt + k * gc;                \
+        transpose_into_##SUF(weight, k, gc, k, wt, gc);                                            \
+        for (idx c = 0; c < gc; ++c) db[c] = 0;                                                    \
+        for (idx i = 0; i < k * gc; ++i) dwt[i] = 0; /* dw, position-major */                     \
         for (int axis = 0; axis < 2; ++axis) {                                                     \
             idx l = len[axis];                                                                     \
             double L = (double)(gc * l), mean, rstd;                                               \
             gates_conv_##SUF(means + off_in[axis], row, gc, l, wt, k, bias, eps[axis], tp, xh, &mean, &rstd); \
             for (idx i = 0; i < l * gc; ++i) xh[i] = (T)((xh[i] - mean) * rstd);                   \
             /* the gate a and dz = dL/dz (z = xhat gamma + beta), position-major */               \
-            for (idx c = 0; c < gc; ++c) {                                                         \
+            transpose_into_##SUF(da + off_out[axis], h + w, gc, l, dz, gc);                        \
+            if (!softmax)                                                                          \
+                for (idx i = 0; i < l; ++i) {                                                      \
+                    T *dzi = dz + i * gc;                                                          \
+                    const T *xhi = xh + i * gc, *ga = gam[axis], *be = bet[axis];                  \
+                    for (idx c = 0; c < gc; ++c) {                                                 \
+                        T a = sigmoid_##SUF(xhi[c] * ga[c] + be[c]);                               \
+                        dzi[c] *= a * (1 - a);                                                     \
+                    }                                                                              \
+                }                                                                                  \
+            for (idx c = 0; c < gc && softmax; ++c) {                                              \
                 const T *dac = da + c * (h + w) + off_out[axis];                                   \
                 for (idx i = 0; i < l; ++i) {                                                      \
                     T z = xh[i * gc + c] * gam[axis][c] + bet[axis][c];                            \
                     tmp[i] = z;                                                                    \
-                }                                                                                  \
-                if (!softmax) {                                                                    \
-                    for (idx i = 0; i < l; ++i) {                                                  \
-                        T a = sigmoid_##SUF(tmp[i]);                                               \
-                        dz[i * gc + c] = dac[i] * a * (1 - a);                                     \
-                    }                                                                              \
-                    continue;                                                                      \
                 }                                                                                  \
                 T m = tmp[0];                                                                      \
                 double den = 0, dot = 0;                                                           \
@@ -501,18 +512,16 @@ DEFINE_GATES(double, f64, exp)
                 for (idx j = 0; j < k; ++j) {                                                      \
                     const T *wj = wt + j * gc, *tj = tp + (i + j) * gc;                            \
                     T *dtj = dtp + (i + j) * gc;                                                   \
+                    T *dwj = dwt + j * gc;                                                         \
                     for (idx c = 0; c < gc; ++c) {                                                 \
                         dtj[c] += wj[c] * doi[c];                                                  \
-                        tmp[c] = doi[c] * tj[c];                                                   \
+                        dwj[c] += doi[c] * tj[c];                                                  \
                     }                                                                              \
-                    for (idx c = 0; c < gc; ++c) dw[c * k + j] += tmp[c];                          \
                 }                                                                                  \
             }                                                                                      \
-            for (idx c = 0; c < gc; ++c) {                                                         \
-                T *dst = dmeans + c * row + off_in[axis];                                          \
-                for (idx i = 0; i < l; ++i) dst[i] = dtp[(p + i) * gc + c];                        \
-            }                                                                                      \
+            transpose_into_##SUF(dtp + p * gc, gc, l, gc, dmeans + off_in[axis], row);             \
         }                                                                                          \
+        transpose_into_##SUF(dwt, gc, k, gc, dw, k);                                               \
     }
 
 DEFINE_GATES_BACKWARD(float, f32, exp_nonpositive)
