@@ -42,6 +42,34 @@
 
 typedef Py_ssize_t idx;
 
+#if defined(__GNUC__)
+#define INLINE __attribute__((always_inline))
+#else
+#define INLINE
+#endif
+
+/* Runs `call` with W_ a compile-time constant for the map widths of ResNet's four stages, so the
+ * loops along a row unroll and vectorise whole; any other width runs the generic code. */
+#define SPECIALISE_WIDTH(w, call)                                                                  \
+    switch (w) {                                                                                   \
+    case 7: { const idx W_ = 7; call; break; }                                                     \
+    case 14: { const idx W_ = 14; call; break; }                                                   \
+    case 28: { const idx W_ = 28; call; break; }                                                   \
+    case 56: { const idx W_ = 56; call; break; }                                                   \
+    default: { const idx W_ = w; call; }                                                           \
+    }
+
+/* The same for a width and a window along it: W_ and KW_ constants for ResNet's widths with 7-wide
+ * windows (SCSA's default window_size). */
+#define SPECIALISE_WINDOW(w, kw, call)                                                             \
+    if ((kw) == 7) {                                                                               \
+        const idx KW_ = 7;                                                                         \
+        SPECIALISE_WIDTH(w, call);                                                                 \
+    } else {                                                                                       \
+        const idx W_ = w, KW_ = kw;                                                                \
+        call;                                                                                      \
+    }
+
 /* Columns per block of the attention's float sums (a block's sum is then added in double). */
 #define EXP_BLOCK 128
 
@@ -49,7 +77,8 @@ typedef Py_ssize_t idx;
 #define PARALLEL_MIN 32768
 
 #define DEFINE_KERNELS(T, SUF)                                                                     \
-    MULTIVERSION static void plane_means_##SUF(const T *x, idx h, idx w, T *oh, T *ow) {           \
+    static inline INLINE void means_body_##SUF(const T *restrict x, idx h, idx w, T *restrict oh,  \
+                                               T *restrict ow) {                                   \
         if (w < 16) { /* short rows: whole-row adds for the columns, plain sums for the rows */    \
             for (idx j = 0; j < w; ++j) ow[j] = x[j];                                              \
             for (idx i = 1; i < h; ++i)                                                            \
@@ -74,9 +103,13 @@ typedef Py_ssize_t idx;
         }                                                                                          \
         for (idx j = 0; j < w; ++j) ow[j] /= (T)h;                                                 \
     }                                                                                              \
+    MULTIVERSION static void plane_means_##SUF(const T *x, idx h, idx w, T *oh, T *ow) {           \
+        SPECIALISE_WIDTH(w, means_body_##SUF(x, h, W_, oh, ow));                                   \
+    }                                                                                              \
                                                                                                    \
-    MULTIVERSION static void plane_pool_##SUF(const T *x, idx h, idx w, const T *a, const T *b,    \
-                                              idx kh, idx kw, T *y, T *acc) {                      \
+    static inline INLINE void pool_body_##SUF(const T *restrict x, idx h, idx w,                   \
+                                              const T *restrict a, const T *restrict b, idx kh,    \
+                                              idx kw, T *restrict y, T *restrict acc) {            \
         idx hp = h / kh, wp = w / kw, wc = wp * kw;                                                \
         T inv = (T)1 / (T)(kh * kw);                                                               \
         for (idx i2 = 0; i2 < hp; ++i2) {                                                          \
@@ -93,8 +126,12 @@ typedef Py_ssize_t idx;
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
+    MULTIVERSION static void plane_pool_##SUF(const T *x, idx h, idx w, const T *a, const T *b,    \
+                                              idx kh, idx kw, T *y, T *acc) {                      \
+        SPECIALISE_WINDOW(w, kw, pool_body_##SUF(x, h, W_, a, b, kh, KW_, y, acc));                \
+    }                                                                                              \
                                                                                                    \
-    MULTIVERSION static void plane_gate_##SUF(const T *x, idx h, idx w, const T *u, const T *b,    \
+    static inline INLINE void gate_body_##SUF(const T *x, idx h, idx w, const T *u, const T *b,    \
                                               T *out) {                                            \
         for (idx i = 0; i < h; ++i) {                                                              \
             const T *row = x + i * w;                                                              \
@@ -103,10 +140,15 @@ typedef Py_ssize_t idx;
             for (idx j = 0; j < w; ++j) orow[j] = row[j] * r * b[j];                               \
         }                                                                                          \
     }                                                                                              \
+    MULTIVERSION static void plane_gate_##SUF(const T *x, idx h, idx w, const T *u, const T *b,    \
+                                              T *out) {                                            \
+        SPECIALISE_WIDTH(w, gate_body_##SUF(x, h, W_, u, b, out));                                 \
+    }                                                                                              \
                                                                                                    \
-    MULTIVERSION static void plane_reduce_##SUF(const T *g, const T *x, idx h, idx w, const T *a,  \
-                                                const T *b, idx kh, idx kw, T *th, T *tw, T *q,    \
-                                                T *r) {                                            \
+    static inline INLINE void reduce_body_##SUF(const T *restrict g, const T *restrict x, idx h,   \
+                                                idx w, const T *restrict a, const T *restrict b,   \
+                                                idx kh, idx kw, T *restrict th, T *restrict tw,    \
+                                                T *restrict q, T *restrict r) {                    \
         idx hp = h / kh, wp = w / kw, wc = wp * kw;                                                \
         T inv = (T)1 / (T)(kh * kw);                                                               \
         for (idx j = 0; j < w; ++j) tw[j] = 0;                                                     \
@@ -134,9 +176,15 @@ typedef Py_ssize_t idx;
             for (idx j = 0; j < wc; ++j) rrow[j] += xrow[j] * ain;                                 \
         }                                                                                          \
     }                                                                                              \
+    MULTIVERSION static void plane_reduce_##SUF(const T *g, const T *x, idx h, idx w, const T *a,  \
+                                                const T *b, idx kh, idx kw, T *th, T *tw, T *q,    \
+                                                T *r) {                                            \
+        SPECIALISE_WINDOW(w, kw, reduce_body_##SUF(g, x, h, W_, a, b, kh, KW_, th, tw, q, r));     \
+    }                                                                                              \
                                                                                                    \
-    MULTIVERSION static void plane_share_##SUF(const T *q, const T *r, const T *dy, idx h, idx w,  \
-                                               idx kh, idx kw, T *dah, T *daw) {                   \
+    static inline INLINE void share_body_##SUF(const T *restrict q, const T *restrict r,           \
+                                               const T *restrict dy, idx h, idx w, idx kh,         \
+                                               idx kw, T *restrict dah, T *restrict daw) {         \
         idx hp = h / kh, wp = w / kw;                                                              \
         for (idx i = 0; i < h; ++i) {                                                              \
             T s = 0;                                                                               \
@@ -152,10 +200,16 @@ typedef Py_ssize_t idx;
             for (idx j = 0; j < wp * kw; ++j) daw[j] += rrow[j] * dyrow[j / kw];                   \
         }                                                                                          \
     }                                                                                              \
+    MULTIVERSION static void plane_share_##SUF(const T *q, const T *r, const T *dy, idx h, idx w,  \
+                                               idx kh, idx kw, T *dah, T *daw) {                   \
+        SPECIALISE_WINDOW(w, kw, share_body_##SUF(q, r, dy, h, W_, kh, KW_, dah, daw));            \
+    }                                                                                              \
                                                                                                    \
-    MULTIVERSION static void plane_dx_##SUF(const T *g, idx h, idx w, const T *u, const T *a,      \
-                                            const T *b, const T *dy, idx kh, idx kw, const T *ch,  \
-                                            const T *cw, T *out, T *up) {                          \
+    static inline INLINE void dx_body_##SUF(const T *restrict g, idx h, idx w,                     \
+                                            const T *restrict u, const T *restrict a,              \
+                                            const T *restrict b, const T *restrict dy, idx kh,     \
+                                            idx kw, const T *restrict ch, const T *restrict cw,    \
+                                            T *restrict out, T *restrict up) {                     \
         idx hp = h / kh, wp = w / kw, wc = wp * kw;                                                \
         T inv = (T)1 / (T)(kh * kw);                                                               \
         for (idx i = 0; i < h; ++i) {                                                              \
@@ -175,6 +229,11 @@ typedef Py_ssize_t idx;
             for (idx j = 0; j < w; ++j)                                                            \
                 orow[j] = b[j] * (grow[j] * ui + ai * up[j]) + (ci + cw[j]);                       \
         }                                                                                          \
+    }                                                                                              \
+    MULTIVERSION static void plane_dx_##SUF(const T *g, idx h, idx w, const T *u, const T *a,      \
+                                            const T *b, const T *dy, idx kh, idx kw, const T *ch,  \
+                                            const T *cw, T *out, T *up) {                          \
+        SPECIALISE_WINDOW(w, kw, dx_body_##SUF(g, h, W_, u, a, b, dy, kh, KW_, ch, cw, out, up));  \
     }
 
 DEFINE_KERNELS(float, f32)
@@ -183,7 +242,7 @@ DEFINE_KERNELS(double, f64)
 /* b[j * ldb + i] = a[i * lda + j] for i < m, j < n, eight rows of a at a time: the fixed inner
  * trip count unrolls, where a plain double loop over short rows spends its time on loop control. */
 #define DEFINE_TRANSPOSE(T, SUF)                                                                   \
-    static void transpose_into_##SUF(const T *a, idx lda, idx m, idx n, T *b, idx ldb) {          \
+    static void transpose_into_##SUF(const T *a, idx lda, idx m, idx n, T *b, idx ldb) {           \
         idx i = 0;                                                                                 \
         for (; i + 8 <= m; i += 8)                                                                 \
             for (idx j = 0; j < n; ++j)                                                            \
@@ -225,11 +284,11 @@ static inline float exp_nonpositive(float x) {
  * and for the backward dkt (n, d) and dvacc (d). The backward takes do (d) and writes dq, dk (d, n) and
  * dv (d). */
 #define DEFINE_ATTENTION(T, SUF, EXP)                                                              \
-    /* srow = q_i · kᵀ for n >= 2 features; returns the row's maximum */                          \
-    MULTIVERSION static T scores_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow,           \
+    /* srow = q_i · kᵀ for n >= 2 features; returns the row's maximum */                           \
+    MULTIVERSION static T scores_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow,            \
                                        double *acc) {                                              \
         T q0 = qi[0];                                                                              \
-        if (n <= 16) { /* a few features: float sums keep float32's accuracy */                   \
+        if (n <= 16) { /* a few features: float sums keep float32's accuracy */                    \
             for (idx j = 0; j < d; ++j) srow[j] = q0 * kt[j];                                      \
             for (idx f = 1; f < n; ++f) {                                                          \
                 T qf = qi[f];                                                                      \
@@ -250,7 +309,7 @@ static inline float exp_nonpositive(float x) {
         return m;                                                                                  \
     }                                                                                              \
                                                                                                    \
-    /* Row i's scores are mult · src (with one feature q_i0 · k, computed on the fly; else srow)  \
+    /* Row i's scores are mult · src (with one feature q_i0 · k, computed on the fly; else srow)   \
      * and their maximum m: the maximum of one feature is q_i0 times k's largest or smallest value. */ \
     static inline T row_scores_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow, double *acc, \
                                      const T **src, T *mult) {                                     \
@@ -263,7 +322,7 @@ static inline float exp_nonpositive(float x) {
         return scores_##SUF(qi, kt, d, n, srow, acc);                                              \
     }                                                                                              \
                                                                                                    \
-    /* srow = exp(q_i · kᵀ - max); returns the row sum */                                         \
+    /* srow = exp(q_i · kᵀ - max); returns the row sum */                                          \
     MULTIVERSION static double score_row_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow,    \
                                                double *acc) {                                      \
         const T *src;                                                                              \
@@ -278,7 +337,7 @@ static inline float exp_nonpositive(float x) {
                                                                                                    \
     /* Σ_j e_j and Σ_j e_j v_j with e_j = exp(mult · src_j - m), in one pass that stores nothing:  \
      * T sums over blocks of EXP_BLOCK columns, double across the blocks. */                       \
-    MULTIVERSION static void exp_sums_##SUF(const T *src, T mult, T m, const T *v, idx d,         \
+    MULTIVERSION static void exp_sums_##SUF(const T *src, T mult, T m, const T *v, idx d,          \
                                             double *den, double *num) {                            \
         double sd = 0, sn = 0;                                                                     \
         for (idx j0 = 0; j0 < d; j0 += EXP_BLOCK) {                                                \
@@ -365,15 +424,15 @@ DEFINE_ATTENTION(double, f64, exp)
  * short the axis. Scratch: (2 * (lmax + kmax) + 2) * gc values. */
 #define DEFINE_GATES(T, SUF, EXP)                                                                  \
     static inline T sigmoid_##SUF(T x) {                                                           \
-        T e = EXP(x < 0 ? x : -x), r = 1 / (1 + e); /* exp(-|x|): one division, no overflow */    \
+        T e = EXP(x < 0 ? x : -x), r = 1 / (1 + e); /* exp(-|x|): one division, no overflow */     \
         return x < 0 ? e * r : r;                                                                  \
     }                                                                                              \
                                                                                                    \
-    /* One axis of one channel group: tp = the means (gc rows of `row`, l used) zero-padded and       \
+    /* One axis of one channel group: tp = the means (gc rows of `row`, l used) zero-padded and    \
      * position-major, o = the depth-wise conv (position-major), and GroupNorm's mean and 1/std. */ \
-    MULTIVERSION static void gates_conv_##SUF(const T *means, idx row, idx gc, idx l, const T *wt,  \
-                                              idx k, const T *bias, double eps, T *tp, T *o,        \
-                                              double *mean, double *rstd) {                         \
+    MULTIVERSION static void gates_conv_##SUF(const T *means, idx row, idx gc, idx l, const T *wt, \
+                                              idx k, const T *bias, double eps, T *tp, T *o,       \
+                                              double *mean, double *rstd) {                        \
         idx p = k / 2;                                                                             \
         for (idx i = 0; i < p * gc; ++i) tp[i] = tp[(p + l) * gc + i] = 0;                         \
         transpose_into_##SUF(means, row, gc, l, tp + p * gc, gc);                                  \
@@ -458,13 +517,13 @@ DEFINE_GATES(double, f64, exp)
         T *dtp = dz + lmax * gc, *dwt = dtp + (lmax + k) * gc, *tmp = dwt + k * gc;                \
         transpose_into_##SUF(weight, k, gc, k, wt, gc);                                            \
         for (idx c = 0; c < gc; ++c) db[c] = 0;                                                    \
-        for (idx i = 0; i < k * gc; ++i) dwt[i] = 0; /* dw, position-major */                     \
+        for (idx i = 0; i < k * gc; ++i) dwt[i] = 0; /* dw, position-major */                      \
         for (int axis = 0; axis < 2; ++axis) {                                                     \
             idx l = len[axis];                                                                     \
             double L = (double)(gc * l), mean, rstd;                                               \
             gates_conv_##SUF(means + off_in[axis], row, gc, l, wt, k, bias, eps[axis], tp, xh, &mean, &rstd); \
             for (idx i = 0; i < l * gc; ++i) xh[i] = (T)((xh[i] - mean) * rstd);                   \
-            /* the gate a and dz = dL/dz (z = xhat gamma + beta), position-major */               \
+            /* the gate a and dz = dL/dz (z = xhat gamma + beta), position-major */                \
             transpose_into_##SUF(da + off_out[axis], h + w, gc, l, dz, gc);                        \
             if (!softmax)                                                                          \
                 for (idx i = 0; i < l; ++i) {                                                      \
@@ -485,7 +544,7 @@ DEFINE_GATES(double, f64, exp)
                 double den = 0, dot = 0;                                                           \
                 for (idx i = 1; i < l; ++i) m = tmp[i] > m ? tmp[i] : m;                           \
                 for (idx i = 0; i < l; ++i) tmp[i] = EXP(tmp[i] - m), den += tmp[i];               \
-                for (idx i = 0; i < l; ++i) tmp[i] = (T)(tmp[i] / den), dot += tmp[i] * dac[i];     \
+                for (idx i = 0; i < l; ++i) tmp[i] = (T)(tmp[i] / den), dot += tmp[i] * dac[i];    \
                 for (idx i = 0; i < l; ++i) dz[i * gc + c] = tmp[i] * (T)(dac[i] - dot);           \
             }                                                                                      \
             /* affine, then GroupNorm's backward: do = rstd (dxh - mean(dxh) - xh mean(dxh xh)) */ \
@@ -605,7 +664,7 @@ DEFINE_CHANNEL_GATE(double, f64, exp)
         T *dvb, double *scratch) {                                                                 \
         double mean, rstd;                                                                         \
         pcsa_norm_stats_##SUF(y, C * n, eps, &mean, &rstd);                                        \
-        /* the gate's backward: dout = dL/do */                                                   \
+        /* the gate's backward: dout = dL/do */                                                    \
         idx d = C / heads;                                                                         \
         T *dout = (T *)(scratch + (7 * n + 10) * d);                                               \
         if (!softmax) {                                                                            \
@@ -634,9 +693,9 @@ DEFINE_CHANNEL_GATE(double, f64, exp)
             for (idx i = 0; i < d; ++i) {                                                          \
                 idx c = hd * d + i;                                                                \
                 T a = (T)(rstd * nw[c]), b = (T)(nb[c] - mean * rstd * nw[c]);                     \
-                double gq = 0, gk = 0, sq_ = 0, sk = 0, ybar = 0, gn = 0, bn = 0;                 \
+                double gq = 0, gk = 0, sq_ = 0, sk = 0, ybar = 0, gn = 0, bn = 0;                  \
                 for (idx f = 0; f < n; ++f) {                                                      \
-                    T t = y[c * n + f] * a + b; /* yn */                                          \
+                    T t = y[c * n + f] * a + b; /* yn */                                           \
                     gq += dq[i * n + f] * t;                                                       \
                     sq_ += dq[i * n + f];                                                          \
                     gk += dk[i * n + f] * t;                                                       \
@@ -690,11 +749,11 @@ static void sum_rows(int dbl, unsigned long long ptr, idx count, idx len) {
 #define PTR(T, v) ((T *)(uintptr_t)(v))
 /* body runs for p in [0, P) on the OpenMP threads when `work` (elements touched) is large enough,
  * with `scratch` a private buffer of scratch_len doubles */
-#define FOR_PLANES(scratch_len, body)                                                           \
+#define FOR_PLANES(scratch_len, body)                                                              \
     Py_BEGIN_ALLOW_THREADS;                                                                        \
-    _Pragma("omp parallel if (work >= PARALLEL_MIN)")                                                 \
+    _Pragma("omp parallel if (work >= PARALLEL_MIN)")                                              \
     {                                                                                              \
-        double *scratch = (scratch_len) > 0 ? malloc(sizeof(double) * (scratch_len)) : NULL;      \
+        double *scratch = (scratch_len) > 0 ? malloc(sizeof(double) * (scratch_len)) : NULL;       \
         _Pragma("omp for schedule(static)") for (idx p = 0; p < P; ++p) { body; }                  \
         free(scratch);                                                                             \
     }                                                                                              \
