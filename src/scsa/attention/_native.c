@@ -13,10 +13,9 @@
  *   pool      x, a_h, a_w -> y = avgpool(x_s)                   (P, H/kh, W/kw)
  *   gate      x, u, a_w -> x * u ⊗ a_w                           (P, H, W)
  * Backward, for out = x * (a_h g) ⊗ a_w with G = dL/dout and dy = dL/dy:
- *   reduce    G, x -> Σ_w G x a_w (P, H), Σ_h G x a_h (P, W), and the window sums
- *                    Q = Σ_{j in window} x a_w / (kh kw) (P, H, W/kw) and
- *                    R = Σ_{i in window} x a_h / (kh kw) (P, H/kh, W)
- *   share     Q, R, dy -> the pooling's share of dL/da_h (P, H) and dL/da_w (P, W)
+ *   reduce    G, x -> Σ_w G x a_w (P, H), Σ_h G x a_h (P, W)
+ *   share     x, dy -> the pooling's share of dL/da_h (P, H) and dL/da_w (P, W): the same sums
+ *                    with G replaced by dy upsampled to the windows, / (kh kw)
  *   dx        G, dy -> G (a_h g) ⊗ a_w + (a_h ⊗ a_w) · upsample(dy) / (kh kw) + c_h ⊕ c_w
  *
  * Built by setup.py as the optional module scsa.attention._native: without it the fast path runs
@@ -77,12 +76,24 @@ typedef Py_ssize_t idx;
 #define PARALLEL_MIN 32768
 
 #define DEFINE_KERNELS(T, SUF)                                                                     \
+    /* up = one band's row of dy (wp windows) spread over the kw columns of each window and divided \
+     * by the window's area; zero in the columns the floor-mode windows leave out */              \
+    static inline INLINE void upsample_row_##SUF(const T *dyrow, idx wp, idx kh, idx kw, idx w,    \
+                                                 T *up) {                                          \
+        T inv = (T)1 / (T)(kh * kw);                                                               \
+        for (idx j2 = 0; j2 < wp; ++j2) {                                                          \
+            T v = dyrow[j2] * inv;                                                                 \
+            for (idx t = 0; t < kw; ++t) up[j2 * kw + t] = v;                                      \
+        }                                                                                          \
+        for (idx j = wp * kw; j < w; ++j) up[j] = 0;                                               \
+    }                                                                                              \
+                                                                                                   \
     static inline INLINE void means_body_##SUF(const T *restrict x, idx h, idx w, T *restrict oh,  \
                                                T *restrict ow) {                                   \
         if (w < 16) { /* short rows: whole-row adds for the columns, plain sums for the rows */    \
             for (idx j = 0; j < w; ++j) ow[j] = x[j];                                              \
             for (idx i = 1; i < h; ++i)                                                            \
-                for (idx j = 0; j < w; ++j) ow[j] += x[i * w + j];                                 \
+                _Pragma("omp simd") for (idx j = 0; j < w; ++j) ow[j] += x[i * w + j];             \
             for (idx i = 0; i < h; ++i) {                                                          \
                 T s = 0;                                                                           \
                 for (idx j = 0; j < w; ++j) s += x[i * w + j];                                     \
@@ -117,7 +128,7 @@ typedef Py_ssize_t idx;
             for (idx i = i2 * kh; i < i2 * kh + kh; ++i) {                                         \
                 const T *row = x + i * w;                                                          \
                 T r = a[i];                                                                        \
-                for (idx j = 0; j < wc; ++j) acc[j] += r * (row[j] * b[j]);                        \
+                _Pragma("omp simd") for (idx j = 0; j < wc; ++j) acc[j] += r * (row[j] * b[j]);    \
             }                                                                                      \
             for (idx j2 = 0; j2 < wp; ++j2) {                                                      \
                 T s = 0;                                                                           \
@@ -137,7 +148,7 @@ typedef Py_ssize_t idx;
             const T *row = x + i * w;                                                              \
             T *orow = out + i * w;                                                                 \
             T r = u[i];                                                                            \
-            for (idx j = 0; j < w; ++j) orow[j] = row[j] * r * b[j];                               \
+            _Pragma("omp simd") for (idx j = 0; j < w; ++j) orow[j] = row[j] * r * b[j];           \
         }                                                                                          \
     }                                                                                              \
     MULTIVERSION static void plane_gate_##SUF(const T *x, idx h, idx w, const T *u, const T *b,    \
@@ -147,12 +158,8 @@ typedef Py_ssize_t idx;
                                                                                                    \
     static inline INLINE void reduce_body_##SUF(const T *restrict g, const T *restrict x, idx h,   \
                                                 idx w, const T *restrict a, const T *restrict b,   \
-                                                idx kh, idx kw, T *restrict th, T *restrict tw,    \
-                                                T *restrict q, T *restrict r) {                    \
-        idx hp = h / kh, wp = w / kw, wc = wp * kw;                                                \
-        T inv = (T)1 / (T)(kh * kw);                                                               \
+                                                T *restrict th, T *restrict tw) {                  \
         for (idx j = 0; j < w; ++j) tw[j] = 0;                                                     \
-        for (idx j = 0; j < hp * w; ++j) r[j] = 0;                                                 \
         for (idx i = 0; i < h; ++i) {                                                              \
             const T *grow = g + i * w, *xrow = x + i * w;                                          \
             T ai = a[i], s = 0;                                                                    \
@@ -162,47 +169,40 @@ typedef Py_ssize_t idx;
                 tw[j] += gx * ai;                                                                  \
             }                                                                                      \
             th[i] = s;                                                                             \
-            T *qrow = q + i * wp;                                                                  \
-            if (i >= hp * kh) {                                                                    \
-                for (idx j2 = 0; j2 < wp; ++j2) qrow[j2] = 0;                                      \
-                continue;                                                                          \
-            }                                                                                      \
-            for (idx j2 = 0; j2 < wp; ++j2) {                                                      \
-                T t = 0;                                                                           \
-                for (idx j = j2 * kw; j < j2 * kw + kw; ++j) t += xrow[j] * b[j];                  \
-                qrow[j2] = t * inv;                                                                \
-            }                                                                                      \
-            T *rrow = r + (i / kh) * w, ain = ai * inv;                                            \
-            for (idx j = 0; j < wc; ++j) rrow[j] += xrow[j] * ain;                                 \
         }                                                                                          \
     }                                                                                              \
     MULTIVERSION static void plane_reduce_##SUF(const T *g, const T *x, idx h, idx w, const T *a,  \
-                                                const T *b, idx kh, idx kw, T *th, T *tw, T *q,    \
-                                                T *r) {                                            \
-        SPECIALISE_WINDOW(w, kw, reduce_body_##SUF(g, x, h, W_, a, b, kh, KW_, th, tw, q, r));     \
+                                                const T *b, T *th, T *tw) {                        \
+        SPECIALISE_WIDTH(w, reduce_body_##SUF(g, x, h, W_, a, b, th, tw));                         \
     }                                                                                              \
                                                                                                    \
-    static inline INLINE void share_body_##SUF(const T *restrict q, const T *restrict r,           \
-                                               const T *restrict dy, idx h, idx w, idx kh,         \
-                                               idx kw, T *restrict dah, T *restrict daw) {         \
-        idx hp = h / kh, wp = w / kw;                                                              \
-        for (idx i = 0; i < h; ++i) {                                                              \
-            T s = 0;                                                                               \
-            if (i < hp * kh) {                                                                     \
-                const T *dyrow = dy + (i / kh) * wp, *qrow = q + i * wp;                           \
-                for (idx j2 = 0; j2 < wp; ++j2) s += qrow[j2] * dyrow[j2];                         \
-            }                                                                                      \
-            dah[i] = s;                                                                            \
-        }                                                                                          \
+    /* dL/da_h and dL/da_w through the pooling: the reduce above with G replaced by dy upsampled  \
+     * to the windows (and zero where the floor-mode windows leave rows or columns out) */       \
+    static inline INLINE void share_body_##SUF(const T *restrict x, idx h, idx w,                  \
+                                               const T *restrict a, const T *restrict b,           \
+                                               const T *restrict dy, idx kh, idx kw,               \
+                                               T *restrict dah, T *restrict daw, T *restrict up) { \
+        idx hp = h / kh, wp = w / kw, wc = wp * kw;                                                \
         for (idx j = 0; j < w; ++j) daw[j] = 0;                                                    \
+        for (idx i = hp * kh; i < h; ++i) dah[i] = 0;                                              \
         for (idx i2 = 0; i2 < hp; ++i2) {                                                          \
-            const T *dyrow = dy + i2 * wp, *rrow = r + i2 * w;                                     \
-            for (idx j = 0; j < wp * kw; ++j) daw[j] += rrow[j] * dyrow[j / kw];                   \
+            upsample_row_##SUF(dy + i2 * wp, wp, kh, kw, w, up);                                   \
+            for (idx i = i2 * kh; i < i2 * kh + kh; ++i) {                                         \
+                const T *xrow = x + i * w;                                                         \
+                T ai = a[i], s = 0;                                                                \
+                _Pragma("omp simd reduction(+ : s)") for (idx j = 0; j < wc; ++j) {                \
+                    T ux = up[j] * xrow[j];                                                        \
+                    s += ux * b[j];                                                                \
+                    daw[j] += ux * ai;                                                             \
+                }                                                                                  \
+                dah[i] = s;                                                                        \
+            }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    MULTIVERSION static void plane_share_##SUF(const T *q, const T *r, const T *dy, idx h, idx w,  \
-                                               idx kh, idx kw, T *dah, T *daw) {                   \
-        SPECIALISE_WINDOW(w, kw, share_body_##SUF(q, r, dy, h, W_, kh, KW_, dah, daw));            \
+    MULTIVERSION static void plane_share_##SUF(const T *x, idx h, idx w, const T *a, const T *b,   \
+                                               const T *dy, idx kh, idx kw, T *dah, T *daw,        \
+                                               T *up) {                                            \
+        SPECIALISE_WINDOW(w, kw, share_body_##SUF(x, h, W_, a, b, dy, kh, KW_, dah, daw, up));     \
     }                                                                                              \
                                                                                                    \
     static inline INLINE void dx_body_##SUF(const T *restrict g, idx h, idx w,                     \
@@ -210,24 +210,22 @@ typedef Py_ssize_t idx;
                                             const T *restrict b, const T *restrict dy, idx kh,     \
                                             idx kw, const T *restrict ch, const T *restrict cw,    \
                                             T *restrict out, T *restrict up) {                     \
-        idx hp = h / kh, wp = w / kw, wc = wp * kw;                                                \
-        T inv = (T)1 / (T)(kh * kw);                                                               \
-        for (idx i = 0; i < h; ++i) {                                                              \
+        idx hp = h / kh, wp = w / kw;                                                              \
+        for (idx i = hp * kh; i < h; ++i) { /* rows the floor-mode windows leave out */            \
             const T *grow = g + i * w;                                                             \
             T *orow = out + i * w;                                                                 \
             T ui = u[i], ci = ch[i];                                                               \
-            if (i >= hp * kh) { /* rows the floor-mode windows leave out */                        \
-                for (idx j = 0; j < w; ++j) orow[j] = b[j] * (grow[j] * ui) + (ci + cw[j]);        \
-                continue;                                                                          \
+            for (idx j = 0; j < w; ++j) orow[j] = b[j] * (grow[j] * ui) + (ci + cw[j]);            \
+        }                                                                                          \
+        for (idx i2 = 0; i2 < hp; ++i2) {                                                          \
+            upsample_row_##SUF(dy + i2 * wp, wp, kh, kw, w, up);                                   \
+            for (idx i = i2 * kh; i < i2 * kh + kh; ++i) {                                         \
+                const T *grow = g + i * w;                                                         \
+                T *orow = out + i * w;                                                             \
+                T ui = u[i], ci = ch[i], ai = a[i];                                                \
+                _Pragma("omp simd") for (idx j = 0; j < w; ++j)                                    \
+                    orow[j] = b[j] * (grow[j] * ui + ai * up[j]) + (ci + cw[j]);                   \
             }                                                                                      \
-            if (i % kh == 0) { /* dy of this band of rows, upsampled along W */                    \
-                const T *dyrow = dy + (i / kh) * wp;                                               \
-                for (idx j = 0; j < wc; ++j) up[j] = dyrow[j / kw] * inv;                          \
-                for (idx j = wc; j < w; ++j) up[j] = 0;                                            \
-            }                                                                                      \
-            T ai = a[i];                                                                           \
-            for (idx j = 0; j < w; ++j)                                                            \
-                orow[j] = b[j] * (grow[j] * ui + ai * up[j]) + (ci + cw[j]);                       \
         }                                                                                          \
     }                                                                                              \
     MULTIVERSION static void plane_dx_##SUF(const T *g, idx h, idx w, const T *u, const T *a,      \
@@ -813,40 +811,41 @@ static PyObject *native_gate(PyObject *self, PyObject *args) {
 
 static PyObject *native_reduce(PyObject *self, PyObject *args) {
     int dbl;
-    unsigned long long g, x, a, b, th, tw, q, r;
-    idx P, h, w, sa, sb, kh, kw;
-    if (!PyArg_ParseTuple(args, "pKKnnnKnKnnnKKKK", &dbl, &g, &x, &P, &h, &w, &a, &sa, &b, &sb, &kh,
-                          &kw, &th, &tw, &q, &r))
+    unsigned long long g, x, a, b, th, tw;
+    idx P, h, w, sa, sb;
+    if (!PyArg_ParseTuple(args, "pKKnnnKnKnKK", &dbl, &g, &x, &P, &h, &w, &a, &sa, &b, &sb, &th, &tw))
         return NULL;
-    idx work = P * h * w, nq = h * (w / kw), nr = (h / kh) * w;
+    idx work = P * h * w;
     FOR_PLANES(0, {
         idx o = p * h * w;
         if (dbl)
             plane_reduce_f64(PTR(double, g) + o, PTR(double, x) + o, h, w, PTR(double, a) + p * sa,
-                             PTR(double, b) + p * sb, kh, kw, PTR(double, th) + p * h,
-                             PTR(double, tw) + p * w, PTR(double, q) + p * nq, PTR(double, r) + p * nr);
+                             PTR(double, b) + p * sb, PTR(double, th) + p * h, PTR(double, tw) + p * w);
         else
             plane_reduce_f32(PTR(float, g) + o, PTR(float, x) + o, h, w, PTR(float, a) + p * sa,
-                             PTR(float, b) + p * sb, kh, kw, PTR(float, th) + p * h,
-                             PTR(float, tw) + p * w, PTR(float, q) + p * nq, PTR(float, r) + p * nr);
+                             PTR(float, b) + p * sb, PTR(float, th) + p * h, PTR(float, tw) + p * w);
     })
     Py_RETURN_NONE;
 }
 
 static PyObject *native_share(PyObject *self, PyObject *args) {
     int dbl;
-    unsigned long long q, r, dy, dah, daw;
-    idx P, h, w, kh, kw;
-    if (!PyArg_ParseTuple(args, "pKKKnnnnnKK", &dbl, &q, &r, &dy, &P, &h, &w, &kh, &kw, &dah, &daw))
+    unsigned long long x, a, b, dy, dah, daw;
+    idx P, h, w, sa, sb, kh, kw;
+    if (!PyArg_ParseTuple(args, "pKnnnKnKnKnnKK", &dbl, &x, &P, &h, &w, &a, &sa, &b, &sb, &dy, &kh, &kw,
+                          &dah, &daw))
         return NULL;
-    idx work = P * h * (w / kw), nq = h * (w / kw), nr = (h / kh) * w, ny = (h / kh) * (w / kw);
-    FOR_PLANES(0, {
+    idx work = P * h * w, ny = (h / kh) * (w / kw);
+    FOR_PLANES(w, {
+        idx o = p * h * w;
         if (dbl)
-            plane_share_f64(PTR(double, q) + p * nq, PTR(double, r) + p * nr, PTR(double, dy) + p * ny,
-                            h, w, kh, kw, PTR(double, dah) + p * h, PTR(double, daw) + p * w);
+            plane_share_f64(PTR(double, x) + o, h, w, PTR(double, a) + p * sa, PTR(double, b) + p * sb,
+                            PTR(double, dy) + p * ny, kh, kw, PTR(double, dah) + p * h,
+                            PTR(double, daw) + p * w, scratch);
         else
-            plane_share_f32(PTR(float, q) + p * nq, PTR(float, r) + p * nr, PTR(float, dy) + p * ny, h,
-                            w, kh, kw, PTR(float, dah) + p * h, PTR(float, daw) + p * w);
+            plane_share_f32(PTR(float, x) + o, h, w, PTR(float, a) + p * sa, PTR(float, b) + p * sb,
+                            PTR(float, dy) + p * ny, kh, kw, PTR(float, dah) + p * h,
+                            PTR(float, daw) + p * w, (float *)scratch);
     })
     Py_RETURN_NONE;
 }

@@ -17,8 +17,8 @@ Same numbers, less work, by exact algebra only:
   matmuls and softmax beyond (SDPA for one token where the C module is absent).
 * Training runs one autograd Function that keeps ``x`` (the layer before keeps it anyway), the axis
   means, the pooled tokens and the attention's output, nothing of full size. Its backward reads
-  ``x`` and the incoming gradient once for every reduction the small graphs need, and writes
-  ``dx = G·(g a_h ⊗ a_w) + (a_h ⊗ a_w)·upsample(dy) + dx_h/W ⊕ dx_w/H`` in one more pass.
+  ``x`` and the incoming gradient once for PCSA's sums, ``x`` once more for the pooling's share,
+  and writes ``dx = G·(g a_h ⊗ a_w) + (a_h ⊗ a_w)·upsample(dy) + dx_h/W ⊕ dx_w/H`` in a last pass.
   :func:`output_recompute` lets the layer after SCSA keep a recipe for its output instead of it.
 
 The C module (``_native.c``, built by setup.py, optional) does those passes for contiguous
@@ -588,24 +588,24 @@ def _native_gate(x: torch.Tensor, u: torch.Tensor, a_w: torch.Tensor, inplace: b
 
 
 def _native_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward):
-    """The gradient of x in two passes: one reads G and x for every reduction the small graphs need,
-    the other writes dx = G (a_h g) ⊗ a_w + (a_h ⊗ a_w) · upsample(dy) + dx_h/W ⊕ dx_w/H."""
+    """The gradient of x in three passes: one reads G and x for the sums PCSA's backward needs, one
+    reads x again for the pooling's share once PCSA gave dy (cheaper than keeping per-window sums
+    from the first), and one writes dx = G (a_h g) ⊗ a_w + (a_h ⊗ a_w) · upsample(dy) + dx_h/W ⊕ dx_w/H."""
     b, c, h, w = x.shape
     kh, kw = ctx.windows
     f64 = x.dtype == torch.float64
     grad = grad.contiguous()
     (ah, sh), (aw, sw) = _rows_of(ah), _rows_of(aw)
     th, tw = x.new_empty(b, c, h), x.new_empty(b, c, w)
-    q, r = x.new_empty(b, c, h, w // kw), x.new_empty(b, c, h // kh, w)  # the windows' partial sums
     _native.reduce(
         f64, grad.data_ptr(), x.data_ptr(), b * c, h, w, ah.data_ptr(), sh, aw.data_ptr(), sw,
-        kh, kw, th.data_ptr(), tw.data_ptr(), q.data_ptr(), r.data_ptr(),
+        th.data_ptr(), tw.data_ptr(),
     )  # fmt: skip
     dy, da_h, da_w = pcsa_backward(th, tw)
     dy = dy.to(x.dtype).contiguous()
     share_h, share_w = x.new_empty(b, c, h), x.new_empty(b, c, w)  # the pooling's share
     _native.share(
-        f64, q.data_ptr(), r.data_ptr(), dy.data_ptr(), b * c, h, w, kh, kw,
+        f64, x.data_ptr(), b * c, h, w, ah.data_ptr(), sh, aw.data_ptr(), sw, dy.data_ptr(), kh, kw,
         share_h.data_ptr(), share_w.data_ptr(),
     )  # fmt: skip
     dx_h, dx_w = smsa_backward(da_h + share_h, da_w + share_w)
