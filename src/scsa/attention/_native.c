@@ -254,22 +254,23 @@ DEFINE_KERNELS(double, f64)
 DEFINE_TRANSPOSE(float, f32)
 DEFINE_TRANSPOSE(double, f64)
 
-/* exp(x) for x <= 0 (softmax arguments after subtracting the row maximum), to about 1 ulp:
- * Cody-Waite reduction by ln 2 and a degree-5 polynomial (the coefficients of Cephes' expf),
- * written without branches or calls so that the loops around it vectorise. Below -87 it returns
- * exp(-87) ~ 1.6e-38 instead of a subnormal: nothing next to the row's maximum term of 1. */
+/* exp(x) for x <= 0 (softmax arguments after subtracting the row maximum), within about 3 ulp:
+ * exp(x) = 2^n 2^f with t = x log2(e) = n + f, |f| <= 1/2, and 2^f a degree-5 polynomial fitted
+ * here for relative error (2.3e-7 in float32 over the interval; Taylor's would be 2.4e-6). Written
+ * without branches or calls so that the loops around it vectorise; 7 multiply-adds per value.
+ * Below 2^-126 it returns 2^-126 ~ 1.2e-38 instead of a subnormal: nothing next to the row's
+ * maximum term of 1. */
 static inline float exp_nonpositive(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    x = x - n * 0.693359375f;
-    x = x - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * x + 1.3981999507e-3f;
-    p = p * x + 8.3334519073e-3f;
-    p = p * x + 4.1665795894e-2f;
-    p = p * x + 1.6666665459e-1f;
-    p = p * x + 5.0000001201e-1f;
-    p = p * (x * x) + x + 1.0f;
+    float t = x * 1.44269504088896341f;
+    t = t > -126.0f ? t : -126.0f;
+    float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float f = t - n;
+    float p = 1.327647129073739e-3f;
+    p = p * f + 9.675541892647743e-3f;
+    p = p * f + 5.550713092088699e-2f;
+    p = p * f + 2.4022120237350464e-1f;
+    p = p * f + 6.931469440460205e-1f;
+    p = p * f + 1.0000001192092896f;
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
