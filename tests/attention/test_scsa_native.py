@@ -134,3 +134,31 @@ def test_backbones_let_their_attention_work_in_place():
             m.inplace = False
         expected = model(x)
     assert torch.equal(got, expected)
+
+
+@native
+@pytest.mark.parametrize("shape", [(4, 16, 28, 28), (2, 32, 7, 7), (2, 16, 9, 11)])
+def test_one_call_forward_matches_the_separate_passes(shape, monkeypatch):
+    # the whole forward in one C call (sample by sample) and the separate passes (plane by plane)
+    # do the same arithmetic: outputs, and what training keeps for the backward, agree bit for bit
+    block = SCSA(16 if shape[1] == 16 else 32, head_num=2)
+    x, g = torch.randn(shape), torch.randn(shape)
+    one_call, calls = _scsa_fast._native_forward, []
+
+    def spy(*args):
+        calls.append(one_call(*args))
+        return calls[-1]
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # the one call takes any batch then
+    results = []
+    for fused in (True, False):
+        monkeypatch.setattr(_scsa_fast, "_native_forward", spy if fused else lambda *args: None)
+        with torch.no_grad():
+            out_eval = block.eval()(x)
+        block.train().zero_grad(set_to_none=True)
+        xg = x.clone().requires_grad_()
+        out = block(xg)
+        out.backward(g)
+        results.append([out_eval, out.detach(), xg.grad, *(p.grad for p in block.parameters())])
+    assert len(calls) == 2 and all(r is not None for r in calls)
+    assert all(torch.equal(a, b) for a, b in zip(*results))

@@ -12,6 +12,8 @@
  *   means     x -> mean over W (P, H) and mean over H (P, W)
  *   pool      x, a_h, a_w -> y = avgpool(x_s)                   (P, H/kh, W/kw)
  *   gate      x, u, a_w -> x * u ⊗ a_w                           (P, H, W)
+ *   forward   all of the forward, one sample (C planes) per OpenMP iteration: the three passes
+ *             above with SMSA's gates and PCSA's gate computed between them
  * Backward, for out = x * (a_h g) ⊗ a_w with G = dL/dout and dy = dL/dy:
  *   reduce    G, x -> Σ_w G x a_w (P, H), Σ_h G x a_h (P, W)
  *   share     x, dy -> the pooling's share of dL/da_h (P, H) and dL/da_w (P, W): the same sums
@@ -928,6 +930,109 @@ static PyObject *native_attend_backward(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* The parameters of SMSA's and PCSA's small graphs as the fast path passes them to `forward`. */
+typedef struct {
+    unsigned long long wt[4], bs[4], gh, bh, gw, bw; /* (weight (C/4, k_g), k_g, bias (C/4)) x 4 */
+    idx ks[4];
+    double eps_h, eps_w;
+    int softmax;
+} smsa_params;
+
+typedef struct {
+    idx heads;
+    unsigned long long nw, nb, qw, qb, kw, kb, vw, vb; /* biases may be 0 */
+    double eps, scale;
+    int softmax;
+} pcsa_params;
+
+/* ((weight, k, bias) x 4 groups, gamma_h, beta_h, gamma_w, beta_w, eps_h, eps_w, softmax) */
+static int parse_smsa(PyObject *t, smsa_params *s) {
+    return PyArg_ParseTuple(t, "KnKKnKKnKKnKKKKKddp", &s->wt[0], &s->ks[0], &s->bs[0], &s->wt[1], &s->ks[1],
+                            &s->bs[1], &s->wt[2], &s->ks[2], &s->bs[2], &s->wt[3], &s->ks[3], &s->bs[3], &s->gh,
+                            &s->bh, &s->gw, &s->bw, &s->eps_h, &s->eps_w, &s->softmax);
+}
+
+/* (heads, norm weight, norm bias, eps, q weight, q bias, k weight, k bias, v weight, v bias, scale,
+ * softmax) */
+static int parse_pcsa(PyObject *t, pcsa_params *a) {
+    return PyArg_ParseTuple(t, "nKKdKKKKKKdp", &a->heads, &a->nw, &a->nb, &a->eps, &a->qw, &a->qb, &a->kw,
+                            &a->kb, &a->vw, &a->vb, &a->scale, &a->softmax);
+}
+
+/* The whole forward for one sample (C planes of h x w at x), in the order of the separate passes
+ * and with their arithmetic, so the results are the same bit for bit: the axis means (C, row =
+ * h + gap + w, the gap zeroed), SMSA's gates (C, h + w), the pooled tokens y (C, n), PCSA's gate g
+ * (C) and the attention's output o (C, unless NULL), and out = x * (a_h g) ⊗ a_w (out may be x).
+ * Run per sample, the later passes find the sample's planes still in the cache. */
+#define DEFINE_FORWARD(T, SUF)                                                                     \
+    static void forward_sample_##SUF(const T *x, idx C, idx h, idx w, idx gap, idx kh, idx kw,     \
+                                     const smsa_params *s, const pcsa_params *a, T *means,         \
+                                     T *gates, T *y, T *g, T *o, T *out, double *scratch) {        \
+        idx row = h + gap + w, hw = h * w, n = (h / kh) * (w / kw), gc = C / 4;                    \
+        for (idx c = 0; c < C; ++c) {                                                              \
+            T *mc = means + c * row;                                                               \
+            plane_means_##SUF(x + c * hw, h, w, mc, mc + h + gap);                                 \
+            for (idx i = 0; i < gap; ++i) mc[h + i] = 0;                                           \
+        }                                                                                          \
+        for (int q = 0; q < 4; ++q) {                                                              \
+            idx c0 = q * gc;                                                                       \
+            gates_group_##SUF(means + c0 * row, row, h + gap, gc, h, w, PTR(T, s->wt[q]), s->ks[q],  \
+                              PTR(T, s->bs[q]), PTR(T, s->gh) + c0, PTR(T, s->bh) + c0,            \
+                              PTR(T, s->gw) + c0, PTR(T, s->bw) + c0, s->eps_h, s->eps_w,          \
+                              s->softmax, gates + c0 * (h + w), (T *)scratch);                     \
+        }                                                                                          \
+        for (idx c = 0; c < C; ++c)                                                                \
+            plane_pool_##SUF(x + c * hw, h, w, gates + c * (h + w), gates + c * (h + w) + h, kh, kw, \
+                             y + c * n, (T *)scratch);                                             \
+        channel_gate_##SUF(y, C, n, a->heads, PTR(T, a->nw), PTR(T, a->nb), a->eps, PTR(T, a->qw),  \
+                           PTR(T, a->qb), PTR(T, a->kw), PTR(T, a->kb), PTR(T, a->vw),             \
+                           PTR(T, a->vb), a->scale, a->softmax, g, o, scratch);                    \
+        T *u = (T *)scratch;                                                                       \
+        for (idx c = 0; c < C; ++c) {                                                              \
+            const T *ah = gates + c * (h + w);                                                     \
+            for (idx i = 0; i < h; ++i) u[i] = ah[i] * g[c];                                       \
+            plane_gate_##SUF(x + c * hw, h, w, u, ah + h, out + c * hw);                           \
+        }                                                                                          \
+    }
+
+DEFINE_FORWARD(float, f32)
+DEFINE_FORWARD(double, f64)
+
+/* forward(is_double, x, B, C, h, w, gap, kh, kw, smsa, pcsa, means, gates, y, g, o or 0, out): see
+ * forward_sample; one sample per OpenMP iteration. */
+static PyObject *native_forward(PyObject *self, PyObject *args) {
+    int dbl;
+    unsigned long long x, means, gates, y, g, o, out;
+    idx B, C, h, w, gap, kh, kw;
+    PyObject *st, *pt;
+    smsa_params s;
+    pcsa_params a;
+    if (!PyArg_ParseTuple(args, "pKnnnnnnnO!O!KKKKKK", &dbl, &x, &B, &C, &h, &w, &gap, &kh, &kw, &PyTuple_Type,
+                          &st, &PyTuple_Type, &pt, &means, &gates, &y, &g, &o, &out) ||
+        !parse_smsa(st, &s) || !parse_pcsa(pt, &a))
+        return NULL;
+    idx P = B, work = B * C * h * w, row = h + gap + w, n = (h / kh) * (w / kw), d = C / a.heads;
+    idx lmax = h > w ? h : w, kmax = 1;
+    for (int q = 0; q < 4; ++q) kmax = s.ks[q] > kmax ? s.ks[q] : kmax;
+    idx scratch_len = (2 * (lmax + kmax) + 2) * (C / 4);
+    if ((4 * n + 6) * d > scratch_len) scratch_len = (4 * n + 6) * d;
+    if (w > scratch_len) scratch_len = w;
+    FOR_PLANES(scratch_len, {
+        idx r = p * C;
+        if (dbl)
+            forward_sample_f64(PTR(double, x) + r * h * w, C, h, w, gap, kh, kw, &s, &a,
+                               PTR(double, means) + r * row, PTR(double, gates) + r * (h + w),
+                               PTR(double, y) + r * n, PTR(double, g) + r, o ? PTR(double, o) + r : NULL,
+                               PTR(double, out) + r * h * w, scratch);
+        else
+            forward_sample_f32(PTR(float, x) + r * h * w, C, h, w, gap, kh, kw, &s, &a,
+                               PTR(float, means) + r * row, PTR(float, gates) + r * (h + w),
+                               PTR(float, y) + r * n, PTR(float, g) + r, o ? PTR(float, o) + r : NULL,
+                               PTR(float, out) + r * h * w, scratch);
+    })
+    Py_RETURN_NONE;
+}
+
 /* gates(is_double, means, B, C, h, w, row, ow, (weight, k, bias) x 4 groups, gamma_h, beta_h,
  * gamma_w, beta_w, eps_h, eps_w, softmax, out): weight g is (C/4, k_g), bias g (C/4). */
 static PyObject *native_gates(PyObject *self, PyObject *args) {
@@ -1071,6 +1176,7 @@ static PyObject *native_channel_gate_backward(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef native_methods[] = {
+    {"forward", native_forward, METH_VARARGS, "The whole forward, one sample at a time."},
     {"means", native_means, METH_VARARGS, "Row and column means of each plane."},
     {"pool", native_pool, METH_VARARGS, "Average pooling of x * a_h ⊗ a_w."},
     {"gate", native_gate, METH_VARARGS, "x * u ⊗ a_w."},

@@ -23,7 +23,8 @@ Same numbers, less work, by exact algebra only:
 
 The C module (``_native.c``, built by setup.py, optional) does those passes for contiguous
 float32/float64 maps with average pooling, and SMSA's and PCSA's small graphs forward and backward;
-``SCSA_NATIVE=0`` turns it off. Without it the same passes run as PyTorch ops: on large NCHW maps
+where it covers the whole forward and the batch has a sample per thread, the forward is one call
+that works sample by sample. ``SCSA_NATIVE=0`` turns it off. Without it the same passes run as PyTorch ops: on large NCHW maps
 the pooling is ``A_hᵀ · X · A_w`` per channel (batched matmuls); elsewhere (small maps, max
 pooling, 'recombination', channels_last or half inputs) x_s is formed once and reused in place, and
 the small graphs are differentiated by autograd.
@@ -300,25 +301,33 @@ def _pcsa_params(block: nn.Module) -> list[torch.Tensor | None]:
     ]
 
 
-def _native_pcsa_args(block: nn.Module, y: torch.Tensor) -> tuple | None:
-    """The C module's arguments for PCSA's small graph on y (b, c, h', w'), or None where it does
-    not apply: more than _NATIVE_MAX_TOKENS tokens, dropout, parameters not in y's dtype."""
-    n = y.shape[2] * y.shape[3]
-    if _native is None or y.dtype not in _NATIVE_DTYPES or not 1 <= n <= _NATIVE_MAX_TOKENS:
+def _native_pcsa_params(block: nn.Module, dtype: torch.dtype, n: int) -> tuple | None:
+    """PCSA's parameters as the C module takes them, for n tokens of ``dtype``, or None where it does
+    not apply: more than _NATIVE_MAX_TOKENS tokens, dropout, parameters not in that dtype."""
+    if _native is None or dtype not in _NATIVE_DTYPES or not 1 <= n <= _NATIVE_MAX_TOKENS:
         return None
     if block.training and block.attn_drop.p > 0.0:
         return None
     nw, nb, qw, qb, kw, kb, vw, vb = params = _pcsa_params(block)
-    if any(t is not None and (t.dtype != y.dtype or not t.is_contiguous()) for t in params):
+    if any(t is not None and (t.dtype != dtype or not t.is_contiguous()) for t in params):
         return None
     if nw is None or nb is None:  # GroupNorm without affine
         return None
     return (
-        y.dtype == torch.float64, y.data_ptr(), y.shape[0], y.shape[1], n, block.head_num,
-        nw.data_ptr(), nb.data_ptr(), block.norm.eps,
+        block.head_num, nw.data_ptr(), nb.data_ptr(), block.norm.eps,
         *(0 if t is None else t.data_ptr() for t in (qw, qb, kw, kb, vw, vb)),
         block.scaler, block.ca_softmax,
     )  # fmt: skip
+
+
+def _native_pcsa_args(block: nn.Module, y: torch.Tensor) -> tuple | None:
+    """The C module's arguments for PCSA's small graph on the contiguous y (b, c, h', w'), or None
+    where it does not apply (:func:`_native_pcsa_params`)."""
+    n = y.shape[2] * y.shape[3]
+    params = _native_pcsa_params(block, y.dtype, n)
+    if params is None:
+        return None
+    return (y.dtype == torch.float64, y.data_ptr(), y.shape[0], y.shape[1], n, *params)
 
 
 def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None) -> torch.Tensor | None:
@@ -517,18 +526,30 @@ def _native_gates_apply(block: nn.Module, x: torch.Tensor) -> bool:
     return all(t is not None and t.dtype == x.dtype and t.is_contiguous() for t in _smsa_params(block))
 
 
+def _native_smsa_params(block: nn.Module) -> tuple:
+    """SMSA's parameters as the C module takes them (the caller checked :func:`_native_gates_apply`):
+    (weight, kernel size, bias) per group, both norms' affines, their eps and the softmax flag."""
+    convs = [getattr(block, name) for name in _plain._CONV_NAMES]
+    per_group = [
+        v
+        for conv, k in zip(convs, block.group_kernel_sizes)
+        for v in (conv.weight.data_ptr(), k, conv.bias.data_ptr())
+    ]
+    return (
+        *per_group,
+        block.norm_h.weight.data_ptr(), block.norm_h.bias.data_ptr(),
+        block.norm_w.weight.data_ptr(), block.norm_w.bias.data_ptr(),
+        block.norm_h.eps, block.norm_w.eps, block.sa_softmax,
+    )  # fmt: skip
+
+
 def _native_gates(block: nn.Module, means: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`_axis_gates` in one call: the merged Conv1d, both GroupNorms and the gate, (b, c, h), (b, c, w)."""
     b, c, row = means.shape
     out = means.new_empty(b, c, h + w)
-    convs = [getattr(block, name) for name in _plain._CONV_NAMES]
-    per_group = [v for conv, k in zip(convs, block.group_kernel_sizes) for v in (conv.weight, k, conv.bias)]
     _native.gates(
         means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w,
-        *(v if isinstance(v, int) else v.data_ptr() for v in per_group),
-        block.norm_h.weight.data_ptr(), block.norm_h.bias.data_ptr(),
-        block.norm_w.weight.data_ptr(), block.norm_w.bias.data_ptr(),
-        block.norm_h.eps, block.norm_w.eps, block.sa_softmax, out.data_ptr(),
+        *_native_smsa_params(block), out.data_ptr(),
     )  # fmt: skip
     return out[:, :, :h], out[:, :, h:]
 
@@ -549,14 +570,9 @@ def _native_gates_backward(
     dmeans = torch.empty_like(means)
     d_conv = [t for k in ks for t in (means.new_empty(b, gc, k), means.new_empty(b, gc))]  # per sample
     d_norm = [means.new_empty(b, c) for _ in range(4)]
-    convs = [getattr(block, name) for name in _plain._CONV_NAMES]
-    per_group = [v for conv, k in zip(convs, ks) for v in (conv.weight, k, conv.bias)]
     _native.gates_backward(
         means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w,
-        *(v if isinstance(v, int) else v.data_ptr() for v in per_group),
-        block.norm_h.weight.data_ptr(), block.norm_h.bias.data_ptr(),
-        block.norm_w.weight.data_ptr(), block.norm_w.bias.data_ptr(),
-        block.norm_h.eps, block.norm_w.eps, block.sa_softmax, da.data_ptr(), dmeans.data_ptr(),
+        *_native_smsa_params(block), da.data_ptr(), dmeans.data_ptr(),
         *(t.data_ptr() for t in d_conv), *(t.data_ptr() for t in d_norm),
     )  # fmt: skip
     params = _smsa_params(block)  # the C module summed the samples into the first row
@@ -575,11 +591,14 @@ def _native_pool(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, kh: int,
     return y
 
 
-def _native_gate(x: torch.Tensor, u: torch.Tensor, a_w: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-    """``x * u ⊗ a_w`` in one pass; ``inplace`` writes it over x (element by element, so it may)."""
+def _native_gate(
+    x: torch.Tensor, u: torch.Tensor, a_w: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``x * u ⊗ a_w`` in one pass, into ``out`` (a new tensor if None; it may be x: the pass goes
+    element by element)."""
     b, c, h, w = x.shape
     (u, su), (a_w, sw) = _rows_of(u), _rows_of(a_w)
-    out = x if inplace else torch.empty_like(x)
+    out = torch.empty_like(x) if out is None else out
     _native.gate(
         x.dtype == torch.float64, x.data_ptr(), b * c, h, w,
         u.data_ptr(), su, a_w.data_ptr(), sw, out.data_ptr(),
@@ -649,6 +668,30 @@ def _recompute_output(x: torch.Tensor, version: int, a_h, a_w, g, route: str) ->
         return _gated(x, a_h, a_w, None).mul_(g.to(x.dtype)[:, :, None, None])
 
 
+def _native_forward(block: nn.Module, x: torch.Tensor, out: torch.Tensor, keep: bool) -> tuple | None:
+    """The whole forward in one C call, one sample after another (each sample's planes stay in the
+    cache from pass to pass), writing ``out``; or None where it does not apply: SMSA or PCSA outside
+    the C module, or fewer samples than threads (the separate passes parallelise over planes).
+    Returns the means, the gates (b, c, h + w), y, g and, with ``keep``, the attention's output."""
+    b, c, h, w = x.shape
+    kh, kw = _kernel_windows(block, x)
+    if b < torch.get_num_threads() or not _native_gates_apply(block, x):
+        return None
+    pcsa = _native_pcsa_params(block, x.dtype, (h // kh) * (w // kw))
+    if pcsa is None:
+        return None
+    gap = max(block.group_kernel_sizes) // 2
+    means, gates = x.new_empty(b, c, h + gap + w), x.new_empty(b, c, h + w)
+    y, g = x.new_empty(b, c, h // kh, w // kw), x.new_empty(b, c)
+    o = x.new_empty(b, c) if keep else None
+    _native.forward(
+        x.dtype == torch.float64, x.data_ptr(), b, c, h, w, gap, kh, kw, _native_smsa_params(block), pcsa,
+        means.data_ptr(), gates.data_ptr(), y.data_ptr(), g.data_ptr(), 0 if o is None else o.data_ptr(),
+        out.data_ptr(),
+    )  # fmt: skip
+    return means, gates, y, g, o
+
+
 def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
     """The output; with ``keep`` also what the training backward recomputes from (means, y), a
     zero-argument function that recomputes the output from x and small tensors, and a list holding
@@ -656,6 +699,18 @@ def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
     dtype = _plain.compute_dtype(x)
     attn_out = [] if keep else None
     route = _route(block, x)
+    if route == "native":
+        # in place where the caller allows it and no autograd graph can need x
+        inplace = block.inplace and not keep and not (torch.is_grad_enabled() and x.requires_grad)
+        out = x if inplace else torch.empty_like(x)
+        fused = _native_forward(block, x, out, keep)
+        if fused is not None:
+            means, gates, y, g, o = fused
+            if not keep:
+                return out
+            a_h, a_w = gates[:, :, : x.shape[2]], gates[:, :, x.shape[2] :]
+            recompute = functools.partial(_recompute_output, x, x._version, a_h, a_w, g, route)
+            return out, means, y, recompute, [o]
     if route == "native":
         means = _native_means(x, max(block.group_kernel_sizes) // 2)
     else:
@@ -667,9 +722,7 @@ def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
     if route == "native":
         y = _native_pool(x, a_h, a_w, *_kernel_windows(block, x))
         g = _channel_gate(block, y, attn_out)
-        # in place where the caller allows it and no autograd graph can need x
-        inplace = block.inplace and not keep and not (torch.is_grad_enabled() and x.requires_grad)
-        out = _native_gate(x, a_h * g.unsqueeze(-1), a_w, inplace)
+        out = _native_gate(x, a_h * g.unsqueeze(-1), a_w, out=out)
     elif route == "rows":
         y = _rows_pool(x, a_h, a_w, block.window_size)
         g = _channel_gate(block, y, attn_out)
