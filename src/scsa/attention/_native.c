@@ -283,10 +283,10 @@ static inline float exp_nonpositive(float x) {
  * (d, n) per batch item (channels are tokens, n pooled positions their features) and v (d). The
  * fast path sends at most 64 features here; beyond 16 the scores accumulate in double.
  * The d×d matrix is never stored: each row of scores lives in a buffer of d values; sums over the
- * d columns accumulate in T within blocks of EXP_BLOCK columns (ROW_BLOCK rows for dk) and in
- * double across blocks. Scratch, counted in doubles: kt (n, d) and 2, srow (d), acc (d), and for
- * the backward dkt (n, d), dvacc (d) and dkb (n, d). The backward takes do (d) and writes dq, dk
- * (d, n) and dv (d). */
+ * d columns accumulate in T within blocks of EXP_BLOCK columns (ROW_BLOCK rows for dk and dv)
+ * and in double across blocks. Scratch, counted in doubles: kt (n, d) and 2, srow (d), acc (d),
+ * and for the backward dkt (n, d), dvacc (d), and dkb (n, d) and dvb (d) in T. The backward takes
+ * do (d) and writes dq, dk (d, n) and dv (d). */
 #define DEFINE_ATTENTION(T, SUF, EXP)                                                              \
     /* srow = q_i · kᵀ for n >= 2 features; returns the row's maximum */                           \
     MULTIVERSION static T scores_##SUF(const T *qi, const T *kt, idx d, idx n, T *srow,            \
@@ -332,9 +332,14 @@ static inline float exp_nonpositive(float x) {
         const T *src;                                                                              \
         T mult, m = row_scores_##SUF(qi, kt, d, n, srow, acc, &src, &mult);                        \
         double den = 0;                                                                            \
-        _Pragma("omp simd reduction(+ : den)") for (idx j = 0; j < d; ++j) {                       \
-            srow[j] = EXP(mult * src[j] - m);                                                      \
-            den += srow[j];                                                                        \
+        for (idx j0 = 0; j0 < d; j0 += EXP_BLOCK) {                                                \
+            idx j1 = j0 + EXP_BLOCK < d ? j0 + EXP_BLOCK : d;                                      \
+            T part = 0;                                                                            \
+            _Pragma("omp simd reduction(+ : part)") for (idx j = j0; j < j1; ++j) {                \
+                srow[j] = EXP(mult * src[j] - m);                                                  \
+                part += srow[j];                                                                   \
+            }                                                                                      \
+            den += part;                                                                           \
         }                                                                                          \
         return den;                                                                                \
     }                                                                                              \
@@ -386,12 +391,12 @@ static inline float exp_nonpositive(float x) {
                                                         T *dq, T *dk, T *dv, double *scratch) {    \
         T *kt = (T *)scratch, *srow = (T *)(scratch + n * d + 2);                                  \
         double *dkt = scratch + (n + 1) * d + 2, *dvacc = dkt + n * d, *acc = dvacc + d;           \
-        T *dkb = (T *)(acc + d); /* dkᵀ of the current block of rows */                           \
+        T *dkb = (T *)(acc + d), *dvb = dkb + n * d; /* dkᵀ and dv of the current block of rows */ \
         transpose_##SUF(k, d, n, kt);                                                              \
         for (idx j = 0; j < n * d; ++j) dkt[j] = 0;                                                \
         for (idx j = 0; j < d; ++j) dvacc[j] = 0;                                                  \
         for (idx i0 = 0; i0 < d; i0 += ROW_BLOCK) { /* T sums within a block, double across */      \
-            for (idx j = 0; j < n * d; ++j) dkb[j] = 0;                                            \
+            for (idx j = 0; j < (n + 1) * d; ++j) dkb[j] = 0; /* and dvb */                       \
             for (idx i = i0; i < i0 + ROW_BLOCK && i < d; ++i) {                                   \
                 const T *qi = q + i * n;                                                           \
                 double den = score_row_##SUF(qi, kt, d, n, srow, acc);                             \
@@ -399,7 +404,7 @@ static inline float exp_nonpositive(float x) {
                 /* attn_ij = e_j / den: dv_j += attn_ij do_i; dl_ij = attn_ij do_i (v_j - o_i) */  \
                 for (idx j = 0; j < d; ++j) {                                                      \
                     T ea = srow[j] * alpha;                                                        \
-                    dvacc[j] += ea;                                                                \
+                    dvb[j] += ea;                                                                  \
                     srow[j] = ea * (v[j] - oi);                                                    \
                 }                                                                                  \
                 for (idx f = 0; f < n; ++f) { /* dq_i = dl_i · k, dkᵀ += q_i ⊗ dl_i */             \
@@ -419,6 +424,7 @@ static inline float exp_nonpositive(float x) {
                 }                                                                                  \
             }                                                                                      \
             for (idx j = 0; j < n * d; ++j) dkt[j] += dkb[j];                                      \
+            for (idx j = 0; j < d; ++j) dvacc[j] += dvb[j];                                        \
         }                                                                                          \
         for (idx j = 0; j < d; ++j) {                                                              \
             dv[j] = (T)dvacc[j];                                                                   \
@@ -669,7 +675,7 @@ DEFINE_CHANNEL_GATE(double, f64, exp)
 
 /* The backward of channel_gate for one sample, given the attention's output o (C) from the forward
  * and dL/dg (C): writes dL/dy (C, n) and this sample's share of the gradients of the norm's weight
- * and bias and of q, k, v's weights and biases (C each). Scratch: (8 * n + 10) * (C / heads) + C doubles. */
+ * and bias and of q, k, v's weights and biases (C each). Scratch: (8 * n + 11) * (C / heads) + C doubles. */
 #define DEFINE_CHANNEL_GATE_BACKWARD(T, SUF, EXP)                                                  \
     MULTIVERSION static void channel_gate_backward_##SUF(                                          \
         const T *y, idx C, idx n, idx heads, const T *nw, const T *nb, double eps, const T *qw,    \
@@ -680,7 +686,7 @@ DEFINE_CHANNEL_GATE(double, f64, exp)
         pcsa_norm_stats_##SUF(y, C * n, eps, &mean, &rstd);                                        \
         /* the gate's backward: dout = dL/do */                                                    \
         idx d = C / heads;                                                                         \
-        T *dout = (T *)(scratch + (8 * n + 10) * d);                                               \
+        T *dout = (T *)(scratch + (8 * n + 11) * d);                                               \
         if (!softmax) {                                                                            \
             for (idx c = 0; c < C; ++c) {                                                          \
                 T gc = sigmoid_##SUF(o[c]);                                                        \
@@ -913,7 +919,7 @@ static PyObject *native_attend_backward(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "pKKKKKnnnKKK", &dbl, &q, &k, &v, &o, &dout, &items, &d, &n, &dq, &dk, &dv))
         return NULL;
     idx P = items, work = items * d * d * n;
-    FOR_PLANES((3 * n + 3) * d + 2, {
+    FOR_PLANES((3 * n + 4) * d + 2, {
         idx o1 = p * d * n;
         idx o2 = p * d;
         if (dbl)
@@ -1154,7 +1160,7 @@ static PyObject *native_channel_gate_backward(PyObject *self, PyObject *args) {
                           &g[3], &g[4], &g[5], &g[6], &g[7]))
         return NULL;
     idx P = B, work = B * C * (C / heads) * n;
-    FOR_PLANES((8 * n + 10) * (C / heads) + C, {
+    FOR_PLANES((8 * n + 11) * (C / heads) + C, {
         idx r = p * C;
         if (dbl)
             channel_gate_backward_f64(
