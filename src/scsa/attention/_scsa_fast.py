@@ -296,9 +296,8 @@ def _layer_norm_tokens(y: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
 
 def _pcsa_params(block: nn.Module) -> list[torch.Tensor | None]:
     """norm.weight, norm.bias, then q, k and v's weights and biases (None for absent biases)."""
-    return [block.norm.weight, block.norm.bias] + [
-        t for m in (block.q, block.k, block.v) for t in (m.weight, m.bias)
-    ]
+    modules = block._modules
+    return [t for name in ("norm", "q", "k", "v") for t in _weight_bias(modules[name])]
 
 
 def _native_pcsa_params(block: nn.Module, dtype: torch.dtype, n: int) -> tuple | None:
@@ -513,34 +512,38 @@ def _native_means(x: torch.Tensor, gap: int) -> torch.Tensor:
     return means
 
 
+def _weight_bias(module: nn.Module) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``module.weight, module.bias``, read from its parameter dict where they are plain parameters:
+    this runs on every forward, and nn.Module's attribute lookup costs more than the C module's
+    work on ResNet's last stage. (A parametrization or a plain tensor attribute takes getattr.)"""
+    params = module._parameters
+    if "weight" in params and "bias" in params:
+        return params["weight"], params["bias"]
+    return module.weight, module.bias
+
+
 def _smsa_params(block: nn.Module) -> list[torch.Tensor | None]:
-    convs = [getattr(block, name) for name in _plain._CONV_NAMES]
-    norms = (block.norm_h, block.norm_w)
-    return [t for conv in convs for t in (conv.weight, conv.bias)] + [
-        t for n in norms for t in (n.weight, n.bias)
-    ]
+    """The four convolutions' weights and biases, then norm_h's and norm_w's weight and bias."""
+    modules = block._modules
+    names = (*_plain._CONV_NAMES, "norm_h", "norm_w")
+    return [t for name in names for t in _weight_bias(modules[name])]
+
+
+def _native_smsa_params(block: nn.Module, dtype: torch.dtype) -> tuple | None:
+    """SMSA's parameters as the C module takes them: (weight, kernel size, bias) per group, both
+    norms' affines, their eps and the softmax flag; None unless all are contiguous tensors of
+    ``dtype`` (biases and affine norms included). Called on every forward, hence one pass."""
+    tensors = _smsa_params(block)
+    if not all(t is not None and t.dtype == dtype and t.is_contiguous() for t in tensors):
+        return None
+    ptrs = [t.data_ptr() for t in tensors]
+    per_group = [v for i, k in enumerate(block.group_kernel_sizes) for v in (ptrs[2 * i], k, ptrs[2 * i + 1])]
+    return (*per_group, *ptrs[8:], block.norm_h.eps, block.norm_w.eps, block.sa_softmax)
 
 
 def _native_gates_apply(block: nn.Module, x: torch.Tensor) -> bool:
     """Whether the C module can compute SMSA's gates: its parameters in x's dtype, contiguous, affine norms."""
-    return all(t is not None and t.dtype == x.dtype and t.is_contiguous() for t in _smsa_params(block))
-
-
-def _native_smsa_params(block: nn.Module) -> tuple:
-    """SMSA's parameters as the C module takes them (the caller checked :func:`_native_gates_apply`):
-    (weight, kernel size, bias) per group, both norms' affines, their eps and the softmax flag."""
-    convs = [getattr(block, name) for name in _plain._CONV_NAMES]
-    per_group = [
-        v
-        for conv, k in zip(convs, block.group_kernel_sizes)
-        for v in (conv.weight.data_ptr(), k, conv.bias.data_ptr())
-    ]
-    return (
-        *per_group,
-        block.norm_h.weight.data_ptr(), block.norm_h.bias.data_ptr(),
-        block.norm_w.weight.data_ptr(), block.norm_w.bias.data_ptr(),
-        block.norm_h.eps, block.norm_w.eps, block.sa_softmax,
-    )  # fmt: skip
+    return _native_smsa_params(block, x.dtype) is not None
 
 
 def _native_gates(block: nn.Module, means: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -549,7 +552,7 @@ def _native_gates(block: nn.Module, means: torch.Tensor, h: int, w: int) -> tupl
     out = means.new_empty(b, c, h + w)
     _native.gates(
         means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w,
-        *_native_smsa_params(block), out.data_ptr(),
+        *_native_smsa_params(block, means.dtype), out.data_ptr(),
     )  # fmt: skip
     return out[:, :, :h], out[:, :, h:]
 
@@ -572,7 +575,7 @@ def _native_gates_backward(
     d_norm = [means.new_empty(b, c) for _ in range(4)]
     _native.gates_backward(
         means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w,
-        *_native_smsa_params(block), da.data_ptr(), dmeans.data_ptr(),
+        *_native_smsa_params(block, means.dtype), da.data_ptr(), dmeans.data_ptr(),
         *(t.data_ptr() for t in d_conv), *(t.data_ptr() for t in d_norm),
     )  # fmt: skip
     params = _smsa_params(block)  # the C module summed the samples into the first row
@@ -675,9 +678,10 @@ def _native_forward(block: nn.Module, x: torch.Tensor, out: torch.Tensor, keep: 
     Returns the means, the gates (b, c, h + w), y, g and, with ``keep``, the attention's output."""
     b, c, h, w = x.shape
     kh, kw = _kernel_windows(block, x)
-    if b < torch.get_num_threads() or not _native_gates_apply(block, x):
+    if b < torch.get_num_threads():
         return None
-    pcsa = _native_pcsa_params(block, x.dtype, (h // kh) * (w // kw))
+    smsa = _native_smsa_params(block, x.dtype)
+    pcsa = _native_pcsa_params(block, x.dtype, (h // kh) * (w // kw)) if smsa is not None else None
     if pcsa is None:
         return None
     gap = max(block.group_kernel_sizes) // 2
@@ -685,7 +689,7 @@ def _native_forward(block: nn.Module, x: torch.Tensor, out: torch.Tensor, keep: 
     y, g = x.new_empty(b, c, h // kh, w // kw), x.new_empty(b, c)
     o = x.new_empty(b, c) if keep else None
     _native.forward(
-        x.dtype == torch.float64, x.data_ptr(), b, c, h, w, gap, kh, kw, _native_smsa_params(block), pcsa,
+        x.dtype == torch.float64, x.data_ptr(), b, c, h, w, gap, kh, kw, smsa, pcsa,
         means.data_ptr(), gates.data_ptr(), y.data_ptr(), g.data_ptr(), 0 if o is None else o.data_ptr(),
         out.data_ptr(),
     )  # fmt: skip
