@@ -286,3 +286,22 @@ def test_routes():
     assert not _scsa_fast._rows_route(block, torch.randn(1, 8, 16, 16).bfloat16())
     assert not _scsa_fast._rows_route(SCSA(8, down_sample_mode="max_pool"), torch.randn(1, 8, 16, 16))
     assert _scsa_fast._rows_route(SCSA(8, window_size=-1), torch.randn(1, 8, 16, 16))
+
+
+def test_parametrized_weights_forward_and_gradients():
+    # a computed weight (weight_norm on a depth-wise conv of each attention) is read through its
+    # parametrization, and its gradients reach the parametrization's own parameters
+    from torch.nn.utils.parametrizations import weight_norm
+
+    block, oracle = _pair(16)
+    for m in (block, oracle):
+        weight_norm(m.local_dwc)
+        weight_norm(m.q)
+        with torch.no_grad():  # a norm different from the weight's own: the parametrization matters
+            m.local_dwc.parametrizations.weight.original0.mul_(3.0)
+            m.q.parametrizations.weight.original0.mul_(0.5)
+    x, g = torch.randn(2, 16, 14, 14), torch.randn(2, 16, 14, 14)
+    with torch.no_grad():
+        assert torch.allclose(block.eval()(x), oracle.eval()(x), rtol=0, atol=1e-5 * oracle(x).abs().max())
+    got, ref = _run(block.train(), x, g), _run(oracle.train(), x, g)
+    _assert_matches(got, ref, 1e-5)

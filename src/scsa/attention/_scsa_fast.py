@@ -297,7 +297,7 @@ def _layer_norm_tokens(y: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
 def _pcsa_params(block: nn.Module) -> list[torch.Tensor | None]:
     """norm.weight, norm.bias, then q, k and v's weights and biases (None for absent biases)."""
     modules = block._modules
-    return [t for name in ("norm", "q", "k", "v") for t in _weight_bias(modules[name])]
+    return [t for name in _PCSA_MODULES for t in _weight_bias(modules[name])]
 
 
 def _native_pcsa_params(block: nn.Module, dtype: torch.dtype, n: int) -> tuple | None:
@@ -305,7 +305,7 @@ def _native_pcsa_params(block: nn.Module, dtype: torch.dtype, n: int) -> tuple |
     not apply: more than _NATIVE_MAX_TOKENS tokens, dropout, parameters not in that dtype."""
     if _native is None or dtype not in _NATIVE_DTYPES or not 1 <= n <= _NATIVE_MAX_TOKENS:
         return None
-    if block.training and block.attn_drop.p > 0.0:
+    if (block.training and block.attn_drop.p > 0.0) or not _plain_params(block, _PCSA_MODULES):
         return None
     nw, nb, qw, qb, kw, kb, vw, vb = params = _pcsa_params(block)
     if any(t is not None and (t.dtype != dtype or not t.is_contiguous()) for t in params):
@@ -513,26 +513,38 @@ def _native_means(x: torch.Tensor, gap: int) -> torch.Tensor:
 
 
 def _weight_bias(module: nn.Module) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """``module.weight, module.bias``, read from its parameter dict where they are plain parameters:
-    this runs on every forward, and nn.Module's attribute lookup costs more than the C module's
-    work on ResNet's last stage. (A parametrization or a plain tensor attribute takes getattr.)"""
+    """``module.weight, module.bias``, read from its parameter dict where they are plain parameters
+    (nn.Module's attribute lookup costs more, per forward, than the C module's work on ResNet's
+    last stage); a computed weight (a parametrization) or a plain tensor attribute by getattr."""
     params = module._parameters
     if "weight" in params and "bias" in params:
         return params["weight"], params["bias"]
     return module.weight, module.bias
 
 
+def _plain_params(block: nn.Module, names: tuple[str, ...]) -> bool:
+    """Whether the named submodules hold their weight and bias as parameters of their own. The C
+    module is handed raw pointers and its backward returns gradients for these tensors, so a
+    computed weight (e.g. torch.nn.utils.parametrize) takes the autograd route instead."""
+    return all({"weight", "bias"} <= block._modules[name]._parameters.keys() for name in names)
+
+
+_NORM_MODULES = ("norm_h", "norm_w")  # SMSA's, after its four convolutions (_plain._CONV_NAMES)
+_PCSA_MODULES = ("norm", "q", "k", "v")
+
+
 def _smsa_params(block: nn.Module) -> list[torch.Tensor | None]:
     """The four convolutions' weights and biases, then norm_h's and norm_w's weight and bias."""
     modules = block._modules
-    names = (*_plain._CONV_NAMES, "norm_h", "norm_w")
-    return [t for name in names for t in _weight_bias(modules[name])]
+    return [t for name in (*_plain._CONV_NAMES, *_NORM_MODULES) for t in _weight_bias(modules[name])]
 
 
 def _native_smsa_params(block: nn.Module, dtype: torch.dtype) -> tuple | None:
     """SMSA's parameters as the C module takes them: (weight, kernel size, bias) per group, both
     norms' affines, their eps and the softmax flag; None unless all are contiguous tensors of
     ``dtype`` (biases and affine norms included). Called on every forward, hence one pass."""
+    if not _plain_params(block, (*_plain._CONV_NAMES, *_NORM_MODULES)):
+        return None
     tensors = _smsa_params(block)
     if not all(t is not None and t.dtype == dtype and t.is_contiguous() for t in tensors):
         return None
