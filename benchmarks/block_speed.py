@@ -9,6 +9,7 @@ machine hits both alike. Both hold the same random weights; the script checks th
 
     python benchmarks/block_speed.py            # 2 threads, float32, batch 8
     python benchmarks/block_speed.py --quick    # fewer rounds, for a smoke run
+    python benchmarks/block_speed.py --device cuda --batch 64   # on a GPU (the plain path runs there)
 """
 
 from __future__ import annotations
@@ -31,10 +32,17 @@ from scsa import SCSA
 STAGE_SHAPES = [(8, 64, 56, 56), (8, 128, 28, 28), (8, 256, 14, 14), (8, 512, 7, 7)]
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def _timed(fn: Callable[[], object], inner: int) -> float:
+    _sync()
     start = time.perf_counter()
     for _ in range(inner):
         fn()
+    _sync()
     return (time.perf_counter() - start) / inner * 1e3
 
 
@@ -59,14 +67,15 @@ def _pair(shape: tuple[int, int, int, int]) -> tuple[torch.nn.Module, torch.nn.M
     return block, oracle
 
 
-def bench_shape(shape: tuple[int, int, int, int], rounds: int) -> dict[str, float]:
-    block, oracle = _pair(shape)
-    x = torch.randn(shape)
+def bench_shape(shape: tuple[int, int, int, int], rounds: int, device: str = "cpu") -> dict[str, float]:
+    block, oracle = (m.to(device) for m in _pair(shape))
+    x = torch.randn(shape, device=device)
     with torch.no_grad():
         ref = oracle(x)
         err = ((block(x) - ref).abs().max() / ref.abs().max()).item()
     assert err <= 1e-5, f"default block disagrees with the oracle at {shape}: {err:.2e}"
-    inner = max(1, int(2e6 // x.numel()))  # ~2M elements per timed call keeps each sample > 1 ms
+    # ~2M elements per timed call keeps each CPU sample > 1 ms; a GPU needs more calls per sample
+    inner = max(1, int((2e6 if device == "cpu" else 2e8) // x.numel()))
 
     def eval_fn(m: torch.nn.Module) -> Callable[[], object]:
         def run() -> object:
@@ -76,7 +85,7 @@ def bench_shape(shape: tuple[int, int, int, int], rounds: int) -> dict[str, floa
         return run
 
     xg = x.clone().requires_grad_()
-    grad = torch.randn(shape)
+    grad = torch.randn(shape, device=device)
 
     def train_fn(m: torch.nn.Module) -> Callable[[], object]:
         def run() -> None:
@@ -93,14 +102,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 rounds instead of 15")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--batch", type=int, default=8, help="batch size of every shape")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rounds = 5 if args.quick else 15
+    shapes = [(args.batch, *shape[1:]) for shape in STAGE_SHAPES]
+    machine = platform.processor() or platform.machine()
+    if args.device == "cuda":
+        machine = torch.cuda.get_device_name()
 
     print(
-        f"SCSA block, float32, {args.threads} threads, torch {torch.__version__}, "
-        f"{platform.processor() or platform.machine()}, median of {rounds} interleaved rounds\n"
+        f"SCSA block, float32, {args.device}, {args.threads} threads, torch {torch.__version__}, "
+        f"{machine}, median of {rounds} interleaved rounds\n"
     )
     print(
         "| shape (B, C, H, W) | eval oracle ms | eval default ms | eval speed-up "
@@ -108,8 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     eval_ratios, train_ratios = [], []
-    for shape in STAGE_SHAPES:
-        r = bench_shape(shape, rounds)
+    for shape in shapes:
+        r = bench_shape(shape, rounds, args.device)
         eval_ratios.append(r["eval_oracle"] / r["eval_default"])
         train_ratios.append(r["train_oracle"] / r["train_default"])
         print(
