@@ -10,6 +10,7 @@ machine hits both alike. Both hold the same random weights; the script checks th
     python benchmarks/block_speed.py            # 2 threads, float32, batch 8
     python benchmarks/block_speed.py --quick    # fewer rounds, for a smoke run
     python benchmarks/block_speed.py --device cuda --batch 64   # on a GPU (the plain path runs there)
+    python benchmarks/block_speed.py --compile  # the default block under torch.compile(fullgraph=True)
 """
 
 from __future__ import annotations
@@ -67,8 +68,13 @@ def _pair(shape: tuple[int, int, int, int]) -> tuple[torch.nn.Module, torch.nn.M
     return block, oracle
 
 
-def bench_shape(shape: tuple[int, int, int, int], rounds: int, device: str = "cpu") -> dict[str, float]:
+def bench_shape(
+    shape: tuple[int, int, int, int], rounds: int, device: str = "cpu", compile: bool = False
+) -> dict[str, float]:
     block, oracle = (m.to(device) for m in _pair(shape))
+    if compile:
+        torch._dynamo.reset()  # each shape is a new block: no recompile limit across them
+        block = torch.compile(block, fullgraph=True)
     x = torch.randn(shape, device=device)
     with torch.no_grad():
         ref = oracle(x)
@@ -104,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch", type=int, default=8, help="batch size of every shape")
+    parser.add_argument("--compile", action="store_true", help="time torch.compile(default block)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -114,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         machine = torch.cuda.get_device_name()
 
     print(
-        f"SCSA block, float32, {args.device}, {args.threads} threads, torch {torch.__version__}, "
+        f"SCSA block{' compiled' if args.compile else ''}, float32, {args.device}, {args.threads} threads, "
+        f"torch {torch.__version__}, "
         f"{machine}, median of {rounds} interleaved rounds\n"
     )
     print(
@@ -124,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     eval_ratios, train_ratios = [], []
     for shape in shapes:
-        r = bench_shape(shape, rounds, args.device)
+        r = bench_shape(shape, rounds, args.device, args.compile)
         eval_ratios.append(r["eval_oracle"] / r["eval_default"])
         train_ratios.append(r["train_oracle"] / r["train_default"])
         print(

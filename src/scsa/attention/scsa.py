@@ -121,7 +121,9 @@ def shrink_window(window: int, size: int) -> int:
     """``min(window, size)``, kept symbolic under ``torch.export`` so the spatial size stays dynamic."""
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return min(window, size)  # tracing records sizes as constants anyway
-    return torch.sym_min(window, size)
+    if isinstance(size, torch.SymInt):
+        return torch.sym_min(window, size)
+    return min(window, size)  # torch.compile of torch 2.11 fails on sym_min of two ints
 
 
 def dw_conv(t: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
