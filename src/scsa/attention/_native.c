@@ -1,12 +1,14 @@
 /*
  * Fused full-size passes of SCSA's fast path (Si et al., arXiv 2407.05128) on the CPU.
  *
- * scsa/attention/_scsa_fast.py keeps every small computation (the gates, the channel attention)
- * in PyTorch and calls these loops for the passes over the (B, C, H, W) map, which PyTorch would
- * spend several kernels on (broadcasts along a short last axis are slow there). Each function
- * works on P = B * C contiguous H x W planes of float32 or float64, one plane per OpenMP
- * iteration, so the result does not depend on the thread count. The gates are given per plane
- * with a row stride, so they may be slices of a larger buffer.
+ * scsa/attention/_scsa_fast.py calls these loops for the passes over the (B, C, H, W) map, which
+ * PyTorch would spend several kernels on (broadcasts along a short last axis are slow there), and
+ * for SMSA's and PCSA's small graphs (gates, channel attention), forward and backward. The passes
+ * work on P = B * C contiguous H x W planes of float32 or float64, one plane (or one sample) per
+ * OpenMP iteration, so the result does not depend on the thread count. The gates are given per
+ * plane with a row stride, so they may be slices of a larger buffer. The loops along a row are
+ * compiled for ResNet's map widths as constants (SPECIALISE_WIDTH) and for AVX2 + FMA next to the
+ * baseline (MULTIVERSION).
  *
  * Forward (x_s = x * a_h ⊗ a_w, average pooling with floor-mode windows kh x kw):
  *   means     x -> mean over W (P, H) and mean over H (P, W)

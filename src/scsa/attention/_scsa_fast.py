@@ -24,10 +24,10 @@ Same numbers, less work, by exact algebra only:
 The C module (``_native.c``, built by setup.py, optional) does those passes for contiguous
 float32/float64 maps with average pooling, and SMSA's and PCSA's small graphs forward and backward;
 where it covers the whole forward and the batch has a sample per thread, the forward is one call
-that works sample by sample. ``SCSA_NATIVE=0`` turns it off. Without it the same passes run as PyTorch ops: on large NCHW maps
-the pooling is ``A_hᵀ · X · A_w`` per channel (batched matmuls); elsewhere (small maps, max
-pooling, 'recombination', channels_last or half inputs) x_s is formed once and reused in place, and
-the small graphs are differentiated by autograd.
+that works sample by sample. ``SCSA_NATIVE=0`` turns it off. Without it the same passes run as
+PyTorch ops: on large NCHW maps the pooling is ``A_hᵀ · X · A_w`` per channel (batched matmuls);
+elsewhere (small maps, max pooling, 'recombination', channels_last or half inputs) x_s is formed
+once and reused in place, and the small graphs are differentiated by autograd.
 """
 
 from __future__ import annotations
@@ -515,7 +515,7 @@ def _native_means(x: torch.Tensor, gap: int) -> torch.Tensor:
 def _weight_bias(module: nn.Module) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """``module.weight, module.bias``, read from its parameter dict where they are plain parameters
     (nn.Module's attribute lookup costs more, per forward, than the C module's work on ResNet's
-    last stage); a computed weight (a parametrization) or a plain tensor attribute by getattr."""
+    last stage); otherwise by getattr (the C routes take plain parameters only: _plain_params)."""
     params = module._parameters
     if "weight" in params and "bias" in params:
         return params["weight"], params["bias"]
