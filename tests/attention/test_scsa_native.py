@@ -38,8 +38,8 @@ def test_routes():
     assert _scsa_fast._route(block, x.bfloat16()) != "native"
     assert _scsa_fast._route(SCSA(8, down_sample_mode="max_pool"), x) != "native"
     assert _scsa_fast._route(SCSA(8, down_sample_mode="recombination", window_size=3), x) != "native"
-    assert _scsa_fast._native_gates_apply(block, x)
-    assert not _scsa_fast._native_gates_apply(block, x.double())  # float32 parameters, float64 input
+    assert _scsa_fast._native_smsa_params(block, x.dtype) is not None
+    assert _scsa_fast._native_smsa_params(block, torch.float64) is None  # float32 parameters, float64 input
 
 
 @native

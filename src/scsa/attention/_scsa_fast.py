@@ -300,9 +300,10 @@ def _pcsa_params(block: nn.Module) -> list[torch.Tensor | None]:
     return [t for name in _PCSA_MODULES for t in _weight_bias(modules[name])]
 
 
-def _native_pcsa_params(block: nn.Module, dtype: torch.dtype, n: int) -> tuple | None:
-    """PCSA's parameters as the C module takes them, for n tokens of ``dtype``, or None where it does
-    not apply: more than _NATIVE_MAX_TOKENS tokens, dropout, parameters not in that dtype."""
+def _native_pcsa_params(block: nn.Module, dtype: torch.dtype, n: int) -> tuple[tuple, list] | None:
+    """PCSA's parameters as the C module takes them, for n tokens of ``dtype``, and the tensors
+    behind them (:func:`_pcsa_params`, whose gradients the C backward returns in that order); None
+    where it does not apply: more than _NATIVE_MAX_TOKENS tokens, dropout, parameters not in that dtype."""
     if _native is None or dtype not in _NATIVE_DTYPES or not 1 <= n <= _NATIVE_MAX_TOKENS:
         return None
     if (block.training and block.attn_drop.p > 0.0) or not _plain_params(block, _PCSA_MODULES):
@@ -312,21 +313,23 @@ def _native_pcsa_params(block: nn.Module, dtype: torch.dtype, n: int) -> tuple |
         return None
     if nw is None or nb is None:  # GroupNorm without affine
         return None
-    return (
+    args = (
         block.head_num, nw.data_ptr(), nb.data_ptr(), block.norm.eps,
         *(0 if t is None else t.data_ptr() for t in (qw, qb, kw, kb, vw, vb)),
         block.scaler, block.ca_softmax,
     )  # fmt: skip
+    return args, params
 
 
-def _native_pcsa_args(block: nn.Module, y: torch.Tensor) -> tuple | None:
-    """The C module's arguments for PCSA's small graph on the contiguous y (b, c, h', w'), or None
-    where it does not apply (:func:`_native_pcsa_params`)."""
+def _native_pcsa_args(block: nn.Module, y: torch.Tensor) -> tuple[tuple, list] | None:
+    """The C module's arguments for PCSA's small graph on the contiguous y (b, c, h', w') and the
+    parameter tensors, or None where it does not apply (:func:`_native_pcsa_params`)."""
     n = y.shape[2] * y.shape[3]
-    params = _native_pcsa_params(block, y.dtype, n)
-    if params is None:
+    native = _native_pcsa_params(block, y.dtype, n)
+    if native is None:
         return None
-    return (y.dtype == torch.float64, y.data_ptr(), y.shape[0], y.shape[1], n, *params)
+    args, params = native
+    return (y.dtype == torch.float64, y.data_ptr(), y.shape[0], y.shape[1], n, *args), params
 
 
 def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None) -> torch.Tensor | None:
@@ -334,9 +337,10 @@ def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | Non
     if torch.is_grad_enabled():
         return None
     y = y.contiguous()
-    args = _native_pcsa_args(block, y)
-    if args is None:
+    native = _native_pcsa_args(block, y)
+    if native is None:
         return None
+    args, _ = native
     g = y.new_empty(y.shape[0], y.shape[1])
     o = g.new_empty(g.shape) if attn_out is not None else None
     _native.channel_gate(*args, g.data_ptr(), 0 if o is None else o.data_ptr())
@@ -346,11 +350,12 @@ def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | Non
 
 
 def _native_channel_gate_backward(
-    block: nn.Module, args: tuple, y: torch.Tensor, o: torch.Tensor, dg: torch.Tensor
+    native: tuple[tuple, list], y: torch.Tensor, o: torch.Tensor, dg: torch.Tensor
 ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
     """The backward of PCSA's small graph from the attention's output o, with the C module's
-    arguments ``args`` for the contiguous y (:func:`_native_pcsa_args`): dL/dy and the gradients of
-    :func:`_pcsa_params` (None for absent biases)."""
+    arguments and the parameters for the contiguous y (:func:`_native_pcsa_args`): dL/dy and the
+    parameters' gradients (None for absent biases)."""
+    args, params = native
     o, dg = o.to(y.dtype).contiguous(), dg.to(y.dtype).contiguous()
     dy = torch.empty_like(y)
     per_sample = [y.new_empty(y.shape[0], y.shape[1]) for _ in range(8)]
@@ -358,10 +363,7 @@ def _native_channel_gate_backward(
         *args, o.data_ptr(), dg.data_ptr(), dy.data_ptr(), *(t.data_ptr() for t in per_sample)
     )
     # the C module summed the samples into the first row
-    grads = [
-        None if p is None else _first_row(t).view(p.shape) for t, p in zip(per_sample, _pcsa_params(block))
-    ]
-    return dy, grads
+    return dy, [None if p is None else _first_row(t).view(p.shape) for t, p in zip(per_sample, params)]
 
 
 def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = None) -> torch.Tensor:
@@ -539,10 +541,11 @@ def _smsa_params(block: nn.Module) -> list[torch.Tensor | None]:
     return [t for name in (*_plain._CONV_NAMES, *_NORM_MODULES) for t in _weight_bias(modules[name])]
 
 
-def _native_smsa_params(block: nn.Module, dtype: torch.dtype) -> tuple | None:
+def _native_smsa_params(block: nn.Module, dtype: torch.dtype) -> tuple[tuple, list] | None:
     """SMSA's parameters as the C module takes them: (weight, kernel size, bias) per group, both
-    norms' affines, their eps and the softmax flag; None unless all are contiguous tensors of
-    ``dtype`` (biases and affine norms included). Called on every forward, hence one pass."""
+    norms' affines, their eps and the softmax flag; and the tensors behind them (:func:`_smsa_params`,
+    whose gradients the C backward returns in that order). None unless all are contiguous tensors
+    of ``dtype`` (biases and affine norms included). Called on every forward, hence one pass."""
     if not _plain_params(block, (*_plain._CONV_NAMES, *_NORM_MODULES)):
         return None
     tensors = _smsa_params(block)
@@ -550,22 +553,17 @@ def _native_smsa_params(block: nn.Module, dtype: torch.dtype) -> tuple | None:
         return None
     ptrs = [t.data_ptr() for t in tensors]
     per_group = [v for i, k in enumerate(block.group_kernel_sizes) for v in (ptrs[2 * i], k, ptrs[2 * i + 1])]
-    return (*per_group, *ptrs[8:], block.norm_h.eps, block.norm_w.eps, block.sa_softmax)
+    return (*per_group, *ptrs[8:], block.norm_h.eps, block.norm_w.eps, block.sa_softmax), tensors
 
 
-def _native_gates_apply(block: nn.Module, x: torch.Tensor) -> bool:
-    """Whether the C module can compute SMSA's gates: its parameters in x's dtype, contiguous, affine norms."""
-    return _native_smsa_params(block, x.dtype) is not None
-
-
-def _native_gates(block: nn.Module, means: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_axis_gates` in one call: the merged Conv1d, both GroupNorms and the gate, (b, c, h), (b, c, w)."""
+def _native_gates(args: tuple, means: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_axis_gates` in one call, with SMSA's arguments ``args`` (:func:`_native_smsa_params`):
+    the merged Conv1d, both GroupNorms and the gate, (b, c, h), (b, c, w)."""
     b, c, row = means.shape
     out = means.new_empty(b, c, h + w)
     _native.gates(
-        means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w,
-        *_native_smsa_params(block, means.dtype), out.data_ptr(),
-    )  # fmt: skip
+        means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w, *args, out.data_ptr()
+    )
     return out[:, :, :h], out[:, :, h:]
 
 
@@ -575,10 +573,17 @@ def _first_row(t: torch.Tensor) -> torch.Tensor:
 
 
 def _native_gates_backward(
-    block: nn.Module, means: torch.Tensor, h: int, w: int, da_h: torch.Tensor, da_w: torch.Tensor
+    block: nn.Module,
+    native: tuple[tuple, list],
+    means: torch.Tensor,
+    h: int,
+    w: int,
+    da_h: torch.Tensor,
+    da_w: torch.Tensor,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The backward of :func:`_native_gates`: dL/dmeans (its gap left unset) and the gradients of
-    :func:`_smsa_params`, in that order."""
+    """The backward of :func:`_native_gates`, with ``native`` from :func:`_native_smsa_params`:
+    dL/dmeans (its gap left unset) and the parameters' gradients, in their order."""
+    args, params = native
     b, c, row = means.shape
     gc, ks = c // 4, block.group_kernel_sizes
     da = torch.cat((da_h, da_w), dim=2).to(means.dtype).contiguous()  # (b, c, h + w)
@@ -587,10 +592,10 @@ def _native_gates_backward(
     d_norm = [means.new_empty(b, c) for _ in range(4)]
     _native.gates_backward(
         means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w,
-        *_native_smsa_params(block, means.dtype), da.data_ptr(), dmeans.data_ptr(),
+        *args, da.data_ptr(), dmeans.data_ptr(),
         *(t.data_ptr() for t in d_conv), *(t.data_ptr() for t in d_norm),
     )  # fmt: skip
-    params = _smsa_params(block)  # the C module summed the samples into the first row
+    # the C module summed the samples into the first row
     return dmeans, [_first_row(t).view(p.shape) for t, p in zip(d_conv + d_norm, params)]
 
 
@@ -683,17 +688,19 @@ def _recompute_output(x: torch.Tensor, version: int, a_h, a_w, g, route: str) ->
         return _gated(x, a_h, a_w, None).mul_(g.to(x.dtype)[:, :, None, None])
 
 
-def _native_forward(block: nn.Module, x: torch.Tensor, out: torch.Tensor, keep: bool) -> tuple | None:
+def _native_forward(
+    block: nn.Module, x: torch.Tensor, out: torch.Tensor, keep: bool, smsa: tuple | None
+) -> tuple | None:
     """The whole forward in one C call, one sample after another (each sample's planes stay in the
-    cache from pass to pass), writing ``out``; or None where it does not apply: SMSA or PCSA outside
-    the C module, or fewer samples than threads (the separate passes parallelise over planes).
-    Returns the means, the gates (b, c, h + w), y, g and, with ``keep``, the attention's output."""
+    cache from pass to pass), writing ``out``, with SMSA's arguments ``smsa`` (None: outside the C
+    module); or None where it does not apply: SMSA or PCSA outside the C module, or fewer samples
+    than threads (the separate passes parallelise over planes). Returns the means, the gates
+    (b, c, h + w), y, g and, with ``keep``, the attention's output."""
     b, c, h, w = x.shape
     kh, kw = _kernel_windows(block, x)
-    if b < torch.get_num_threads():
+    if b < torch.get_num_threads() or smsa is None:
         return None
-    smsa = _native_smsa_params(block, x.dtype)
-    pcsa = _native_pcsa_params(block, x.dtype, (h // kh) * (w // kw)) if smsa is not None else None
+    pcsa = _native_pcsa_params(block, x.dtype, (h // kh) * (w // kw))
     if pcsa is None:
         return None
     gap = max(block.group_kernel_sizes) // 2
@@ -701,7 +708,7 @@ def _native_forward(block: nn.Module, x: torch.Tensor, out: torch.Tensor, keep: 
     y, g = x.new_empty(b, c, h // kh, w // kw), x.new_empty(b, c)
     o = x.new_empty(b, c) if keep else None
     _native.forward(
-        x.dtype == torch.float64, x.data_ptr(), b, c, h, w, gap, kh, kw, smsa, pcsa,
+        x.dtype == torch.float64, x.data_ptr(), b, c, h, w, gap, kh, kw, smsa, pcsa[0],
         means.data_ptr(), gates.data_ptr(), y.data_ptr(), g.data_ptr(), 0 if o is None else o.data_ptr(),
         out.data_ptr(),
     )  # fmt: skip
@@ -715,11 +722,13 @@ def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
     dtype = _plain.compute_dtype(x)
     attn_out = [] if keep else None
     route = _route(block, x)
+    native_smsa = _native_smsa_params(block, x.dtype) if route == "native" else None
+    smsa = None if native_smsa is None else native_smsa[0]
     if route == "native":
         # in place where the caller allows it and no autograd graph can need x
         inplace = block.inplace and not keep and not (torch.is_grad_enabled() and x.requires_grad)
         out = x if inplace else torch.empty_like(x)
-        fused = _native_forward(block, x, out, keep)
+        fused = _native_forward(block, x, out, keep, smsa)
         if fused is not None:
             means, gates, y, g, o = fused
             if not keep:
@@ -731,8 +740,8 @@ def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
         means = _native_means(x, max(block.group_kernel_sizes) // 2)
     else:
         means = _axis_means(block, x, dtype)  # (b, c, h + p + w)
-    if route == "native" and _native_gates_apply(block, x):
-        a_h, a_w = _native_gates(block, means, x.shape[2], x.shape[3])
+    if smsa is not None:
+        a_h, a_w = _native_gates(smsa, means, x.shape[2], x.shape[3])
     else:
         a_h, a_w = _axis_gates(block, means, x.shape[2])
     if route == "native":
@@ -787,19 +796,18 @@ class _SCSAFunction(torch.autograd.Function):
         block = ctx.block
         devices = [x.device] if x.device.type == "cuda" else []
         # SMSA's small graph: by the C module forward and backward where it applies, else autograd
-        native_smsa = ctx.route == "native" and _native_gates_apply(block, x)
+        smsa_c = _native_smsa_params(block, x.dtype) if ctx.route == "native" else None
         with torch.enable_grad(), torch.random.fork_rng(devices, enabled=ctx.rng is not None):
             _set_rng_state(ctx.rng, x.device)
-            if native_smsa:  # the forward's gates: the C module computed them, as it would again
+            if smsa_c is not None:  # the forward's gates: the C module computed them, as it would again
                 a_h, a_w = ctx.gates
             else:
                 means = means.detach().requires_grad_()
                 a_h, a_w = _axis_gates(block, means, x.shape[2])  # (b, c, h), (b, c, w)
             # PCSA's small graph likewise, from the attention's output kept by the forward
             y = y.contiguous()  # the C module reads y as (b, c, n) rows
-            pcsa_args = _native_pcsa_args(block, y) if ctx.attn_out else None
-            native_pcsa = pcsa_args is not None
-            if native_pcsa:
+            pcsa_c = _native_pcsa_args(block, y) if ctx.attn_out else None
+            if pcsa_c is not None:
                 o = ctx.attn_out[0]
                 g = o.softmax(dim=1) if block.ca_softmax else o.sigmoid()  # (b, c)
             else:
@@ -820,20 +828,20 @@ class _SCSAFunction(torch.autograd.Function):
             th, tw = th.to(a_h.dtype), tw.to(a_h.dtype)
             gd = g.detach().unsqueeze(-1)
             dg = (a_h.detach() * th).sum(dim=2)
-            if native_pcsa:
-                dy, res = _native_channel_gate_backward(block, pcsa_args, y, o, dg)
-                grads.update(
-                    (id(p), r) for p, r in zip(_pcsa_params(block), res) if p is not None and p.requires_grad
-                )
+            if pcsa_c is not None:
+                dy, res = _native_channel_gate_backward(pcsa_c, y, o, dg)
+                grads.update((id(p), r) for p, r in zip(pcsa_c[1], res) if p is not None and p.requires_grad)
                 return dy, th * gd, tw * gd
             dy, *res = torch.autograd.grad(g, [y, *pcsa], dg)
             grads.update(zip(map(id, pcsa), res))
             return dy, th * gd, tw * gd
 
         def smsa_backward(da_h: torch.Tensor, da_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            if native_smsa:
-                d_means, res = _native_gates_backward(block, means, x.shape[2], x.shape[3], da_h, da_w)
-                grads.update((id(p), r) for p, r in zip(_smsa_params(block), res) if p.requires_grad)
+            if smsa_c is not None:
+                d_means, res = _native_gates_backward(
+                    block, smsa_c, means, x.shape[2], x.shape[3], da_h, da_w
+                )
+                grads.update((id(p), r) for p, r in zip(smsa_c[1], res) if p.requires_grad)
             else:
                 d_means, *res = torch.autograd.grad((a_h, a_w), [means, *smsa], (da_h, da_w))
                 grads.update(zip(map(id, smsa), res))
