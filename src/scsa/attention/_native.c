@@ -938,7 +938,7 @@ static PyObject *native_attend_backward(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* The parameters of SMSA's and PCSA's small graphs as the fast path passes them to `forward`. */
+/* The parameters of SMSA's and PCSA's small graphs, as the fast path passes them: one tuple each. */
 typedef struct {
     unsigned long long wt[4], bs[4], gh, bh, gw, bw; /* (weight (C/4, k_g), k_g, bias (C/4)) x 4 */
     idx ks[4];
@@ -967,6 +967,66 @@ static int parse_pcsa(PyObject *t, pcsa_params *a) {
                             &a->kb, &a->vw, &a->vb, &a->scale, &a->softmax);
 }
 
+static idx smsa_kmax(const smsa_params *s) {
+    idx kmax = 1;
+    for (int q = 0; q < 4; ++q) kmax = s->ks[q] > kmax ? s->ks[q] : kmax;
+    return kmax;
+}
+
+/* The small graphs with their parameters taken from the structs, for one sample: means (C, row),
+ * gates (C, h + w), y (C, n), g and o (C), and their per-sample parameter gradients. */
+#define DEFINE_PARAM_CALLS(T, SUF)                                                                 \
+    /* SMSA's gates of channel group q */                                                         \
+    static void smsa_group_##SUF(const smsa_params *s, int q, idx C, const T *means, idx row,     \
+                                 idx ow, idx h, idx w, T *gates, double *scratch) {                \
+        idx gc = C / 4, c0 = q * gc;                                                               \
+        gates_group_##SUF(means + c0 * row, row, ow, gc, h, w, PTR(T, s->wt[q]), s->ks[q],          \
+                          PTR(T, s->bs[q]), PTR(T, s->gh) + c0, PTR(T, s->bh) + c0,                \
+                          PTR(T, s->gw) + c0, PTR(T, s->bw) + c0, s->eps_h, s->eps_w, s->softmax,  \
+                          gates + c0 * (h + w), (T *)scratch);                                     \
+    }                                                                                              \
+                                                                                                   \
+    /* its backward: dmeans, and the group's shares dw (C/4, k_q), db (C/4), and of the norms'    \
+     * affines: dnorm[0..3] (gamma_h, beta_h, gamma_w, beta_w) are (B, C) buffers, this is row b */ \
+    static void smsa_group_backward_##SUF(const smsa_params *s, int q, idx C, const T *means,     \
+                                          idx row, idx ow, idx h, idx w, const T *da, T *dmeans,   \
+                                          T *dw, T *db, const unsigned long long dnorm[4], idx b,  \
+                                          double *scratch) {                                       \
+        idx gc = C / 4, c0 = q * gc, r = b * C + c0;                                               \
+        gates_group_backward_##SUF(                                                                \
+            means + c0 * row, row, ow, gc, h, w, PTR(T, s->wt[q]), s->ks[q], PTR(T, s->bs[q]),     \
+            PTR(T, s->gh) + c0, PTR(T, s->bh) + c0, PTR(T, s->gw) + c0, PTR(T, s->bw) + c0,        \
+            s->eps_h, s->eps_w, s->softmax, da + c0 * (h + w), dmeans + c0 * row, dw, db,          \
+            PTR(T, dnorm[0]) + r, PTR(T, dnorm[1]) + r, PTR(T, dnorm[2]) + r, PTR(T, dnorm[3]) + r, \
+            (T *)scratch);                                                                         \
+    }                                                                                              \
+                                                                                                   \
+    /* PCSA's channel gate g (and the attention's output o unless NULL) */                        \
+    static void pcsa_sample_##SUF(const pcsa_params *a, const T *y, idx C, idx n, T *g, T *o,     \
+                                  double *scratch) {                                               \
+        channel_gate_##SUF(y, C, n, a->heads, PTR(T, a->nw), PTR(T, a->nb), a->eps, PTR(T, a->qw),  \
+                           PTR(T, a->qb), PTR(T, a->kw), PTR(T, a->kb), PTR(T, a->vw),             \
+                           PTR(T, a->vb), a->scale, a->softmax, g, o, scratch);                    \
+    }                                                                                              \
+                                                                                                   \
+    /* its backward: dy, and the shares of the norm's affine and q, k, v's weights and biases:    \
+     * dp[0..7] are (B, C) buffers, this is row b */                                               \
+    static void pcsa_sample_backward_##SUF(const pcsa_params *a, const T *y, idx C, idx n,        \
+                                           const T *o, const T *dg, T *dy,                         \
+                                           const unsigned long long dp[8], idx b,                  \
+                                           double *scratch) {                                      \
+        idx r = b * C;                                                                             \
+        channel_gate_backward_##SUF(y, C, n, a->heads, PTR(T, a->nw), PTR(T, a->nb), a->eps,        \
+                                    PTR(T, a->qw), PTR(T, a->qb), PTR(T, a->kw), PTR(T, a->kb),    \
+                                    PTR(T, a->vw), PTR(T, a->vb), a->scale, a->softmax, o, dg, dy, \
+                                    PTR(T, dp[0]) + r, PTR(T, dp[1]) + r, PTR(T, dp[2]) + r,       \
+                                    PTR(T, dp[3]) + r, PTR(T, dp[4]) + r, PTR(T, dp[5]) + r,       \
+                                    PTR(T, dp[6]) + r, PTR(T, dp[7]) + r, scratch);                \
+    }
+
+DEFINE_PARAM_CALLS(float, f32)
+DEFINE_PARAM_CALLS(double, f64)
+
 /* The whole forward for one sample (C planes of h x w at x), in the order of the separate passes
  * and with their arithmetic, so the results are the same bit for bit: the axis means (C, row =
  * h + gap + w, the gap zeroed), SMSA's gates (C, h + w), the pooled tokens y (C, n), PCSA's gate g
@@ -976,25 +1036,17 @@ static int parse_pcsa(PyObject *t, pcsa_params *a) {
     static void forward_sample_##SUF(const T *x, idx C, idx h, idx w, idx gap, idx kh, idx kw,     \
                                      const smsa_params *s, const pcsa_params *a, T *means,         \
                                      T *gates, T *y, T *g, T *o, T *out, double *scratch) {        \
-        idx row = h + gap + w, hw = h * w, n = (h / kh) * (w / kw), gc = C / 4;                    \
+        idx row = h + gap + w, hw = h * w, n = (h / kh) * (w / kw);                                \
         for (idx c = 0; c < C; ++c) {                                                              \
             T *mc = means + c * row;                                                               \
             plane_means_##SUF(x + c * hw, h, w, mc, mc + h + gap);                                 \
             for (idx i = 0; i < gap; ++i) mc[h + i] = 0;                                           \
         }                                                                                          \
-        for (int q = 0; q < 4; ++q) {                                                              \
-            idx c0 = q * gc;                                                                       \
-            gates_group_##SUF(means + c0 * row, row, h + gap, gc, h, w, PTR(T, s->wt[q]), s->ks[q],  \
-                              PTR(T, s->bs[q]), PTR(T, s->gh) + c0, PTR(T, s->bh) + c0,            \
-                              PTR(T, s->gw) + c0, PTR(T, s->bw) + c0, s->eps_h, s->eps_w,          \
-                              s->softmax, gates + c0 * (h + w), (T *)scratch);                     \
-        }                                                                                          \
+        for (int q = 0; q < 4; ++q) smsa_group_##SUF(s, q, C, means, row, h + gap, h, w, gates, scratch); \
         for (idx c = 0; c < C; ++c)                                                                \
             plane_pool_##SUF(x + c * hw, h, w, gates + c * (h + w), gates + c * (h + w) + h, kh, kw, \
                              y + c * n, (T *)scratch);                                             \
-        channel_gate_##SUF(y, C, n, a->heads, PTR(T, a->nw), PTR(T, a->nb), a->eps, PTR(T, a->qw),  \
-                           PTR(T, a->qb), PTR(T, a->kw), PTR(T, a->kb), PTR(T, a->vw),             \
-                           PTR(T, a->vb), a->scale, a->softmax, g, o, scratch);                    \
+        pcsa_sample_##SUF(a, y, C, n, g, o, scratch);                                              \
         T *u = (T *)scratch;                                                                       \
         for (idx c = 0; c < C; ++c) {                                                              \
             const T *ah = gates + c * (h + w);                                                     \
@@ -1005,6 +1057,17 @@ static int parse_pcsa(PyObject *t, pcsa_params *a) {
 
 DEFINE_FORWARD(float, f32)
 DEFINE_FORWARD(double, f64)
+
+/* Scratch, in doubles, of one item of smsa_group (backward: of smsa_group_backward) and of one
+ * sample of pcsa_sample (backward: pcsa_sample_backward). */
+static idx smsa_scratch(const smsa_params *s, idx C, idx h, idx w, int backward) {
+    idx lmax = h > w ? h : w, kmax = smsa_kmax(s);
+    return backward ? (4 * (lmax + kmax) + 2) * (C / 4) + lmax : (2 * (lmax + kmax) + 2) * (C / 4);
+}
+static idx pcsa_scratch(const pcsa_params *a, idx C, idx n, int backward) {
+    idx d = C / a->heads;
+    return backward ? (8 * n + 11) * d + C : (4 * n + 6) * d;
+}
 
 /* forward(is_double, x, B, C, h, w, gap, kh, kw, smsa, pcsa, means, gates, y, g, o or 0, out): see
  * forward_sample; one sample per OpenMP iteration. */
@@ -1019,11 +1082,9 @@ static PyObject *native_forward(PyObject *self, PyObject *args) {
                           &st, &PyTuple_Type, &pt, &means, &gates, &y, &g, &o, &out) ||
         !parse_smsa(st, &s) || !parse_pcsa(pt, &a))
         return NULL;
-    idx P = B, work = B * C * h * w, row = h + gap + w, n = (h / kh) * (w / kw), d = C / a.heads;
-    idx lmax = h > w ? h : w, kmax = 1;
-    for (int q = 0; q < 4; ++q) kmax = s.ks[q] > kmax ? s.ks[q] : kmax;
-    idx scratch_len = (2 * (lmax + kmax) + 2) * (C / 4);
-    if ((4 * n + 6) * d > scratch_len) scratch_len = (4 * n + 6) * d;
+    idx P = B, work = B * C * h * w, row = h + gap + w, n = (h / kh) * (w / kw);
+    idx scratch_len = smsa_scratch(&s, C, h, w, 0);
+    if (pcsa_scratch(&a, C, n, 0) > scratch_len) scratch_len = pcsa_scratch(&a, C, n, 0);
     if (w > scratch_len) scratch_len = w;
     FOR_PLANES(scratch_len, {
         idx r = p * C;
@@ -1041,143 +1102,113 @@ static PyObject *native_forward(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* gates(is_double, means, B, C, h, w, row, ow, (weight, k, bias) x 4 groups, gamma_h, beta_h,
- * gamma_w, beta_w, eps_h, eps_w, softmax, out): weight g is (C/4, k_g), bias g (C/4). */
+/* gates(is_double, means, B, C, h, w, row, ow, smsa, out): SMSA's gates (B, C, h + w) from the
+ * means (B, C, row; the W segment at ow). One (sample, channel group) per OpenMP iteration. */
 static PyObject *native_gates(PyObject *self, PyObject *args) {
-    int dbl, softmax;
-    unsigned long long means, wt[4], bs[4], gh, bh, gw, bw, out;
-    idx B, C, h, w, row, ow, ks[4];
-    double eps_h, eps_w;
-    if (!PyArg_ParseTuple(args, "pKnnnnnnKnKKnKKnKKnKKKKKddpK", &dbl, &means, &B, &C, &h, &w, &row, &ow,
-                          &wt[0], &ks[0], &bs[0], &wt[1], &ks[1], &bs[1], &wt[2], &ks[2], &bs[2], &wt[3],
-                          &ks[3], &bs[3], &gh, &bh, &gw, &bw, &eps_h, &eps_w, &softmax, &out))
+    int dbl;
+    unsigned long long means, out;
+    idx B, C, h, w, row, ow;
+    PyObject *st;
+    smsa_params s;
+    if (!PyArg_ParseTuple(args, "pKnnnnnnO!K", &dbl, &means, &B, &C, &h, &w, &row, &ow, &PyTuple_Type, &st,
+                          &out) ||
+        !parse_smsa(st, &s))
         return NULL;
-    idx gc = C / 4, P = B * 4, work = B * C * (h + w) * 16;
-    idx kmax = 1;
-    for (int g = 0; g < 4; ++g) kmax = ks[g] > kmax ? ks[g] : kmax;
-    idx scratch_len = (2 * ((h > w ? h : w) + kmax) + 2) * gc;
-    FOR_PLANES(scratch_len, {
+    idx P = B * 4, work = B * C * (h + w) * 16;
+    FOR_PLANES(smsa_scratch(&s, C, h, w, 0), {
         idx b = p / 4;
-        int g = (int)(p % 4);
-        idx c0 = g * gc;
         if (dbl)
-            gates_group_f64(PTR(double, means) + (b * C + c0) * row, row, ow, gc, h, w, PTR(double, wt[g]),
-                            ks[g], PTR(double, bs[g]), PTR(double, gh) + c0, PTR(double, bh) + c0,
-                            PTR(double, gw) + c0, PTR(double, bw) + c0, eps_h, eps_w, softmax,
-                            PTR(double, out) + (b * C + c0) * (h + w), scratch);
+            smsa_group_f64(&s, (int)(p % 4), C, PTR(double, means) + b * C * row, row, ow, h, w,
+                           PTR(double, out) + b * C * (h + w), scratch);
         else
-            gates_group_f32(PTR(float, means) + (b * C + c0) * row, row, ow, gc, h, w, PTR(float, wt[g]),
-                            ks[g], PTR(float, bs[g]), PTR(float, gh) + c0, PTR(float, bh) + c0,
-                            PTR(float, gw) + c0, PTR(float, bw) + c0, eps_h, eps_w, softmax,
-                            PTR(float, out) + (b * C + c0) * (h + w), (float *)scratch);
+            smsa_group_f32(&s, (int)(p % 4), C, PTR(float, means) + b * C * row, row, ow, h, w,
+                           PTR(float, out) + b * C * (h + w), scratch);
     })
     Py_RETURN_NONE;
 }
 
-/* channel_gate(is_double, y, B, C, n, heads, norm weight, norm bias, eps, q weight, q bias or 0,
- * k weight, k bias or 0, v weight, v bias or 0, scale, softmax, g, o or 0): y (B, C, n) -> g (B, C),
- * and the attention's output before the gate into o (B, C) unless 0. */
+/* channel_gate(is_double, y, B, C, n, pcsa, g, o or 0): y (B, C, n) -> g (B, C), and the
+ * attention's output before the gate into o (B, C) unless 0. */
 static PyObject *native_channel_gate(PyObject *self, PyObject *args) {
-    int dbl, softmax;
-    unsigned long long y, nw, nb, qw, qb, kw, kb, vw, vb, g, o;
-    idx B, C, n, heads;
-    double eps, scale;
-    if (!PyArg_ParseTuple(args, "pKnnnnKKdKKKKKKdpKK", &dbl, &y, &B, &C, &n, &heads, &nw, &nb, &eps, &qw, &qb,
-                          &kw, &kb, &vw, &vb, &scale, &softmax, &g, &o))
+    int dbl;
+    unsigned long long y, g, o;
+    idx B, C, n;
+    PyObject *pt;
+    pcsa_params a;
+    if (!PyArg_ParseTuple(args, "pKnnnO!KK", &dbl, &y, &B, &C, &n, &PyTuple_Type, &pt, &g, &o) ||
+        !parse_pcsa(pt, &a))
         return NULL;
-    idx P = B, work = B * C * (C / heads) * n;
-    FOR_PLANES((4 * n + 6) * (C / heads), {
+    idx P = B, work = B * C * (C / a.heads) * n;
+    FOR_PLANES(pcsa_scratch(&a, C, n, 0), {
         if (dbl)
-            channel_gate_f64(PTR(double, y) + p * C * n, C, n, heads, PTR(double, nw), PTR(double, nb), eps,
-                             PTR(double, qw), PTR(double, qb), PTR(double, kw), PTR(double, kb),
-                             PTR(double, vw), PTR(double, vb), scale, softmax, PTR(double, g) + p * C,
-                             o ? PTR(double, o) + p * C : NULL, scratch);
+            pcsa_sample_f64(&a, PTR(double, y) + p * C * n, C, n, PTR(double, g) + p * C,
+                            o ? PTR(double, o) + p * C : NULL, scratch);
         else
-            channel_gate_f32(PTR(float, y) + p * C * n, C, n, heads, PTR(float, nw), PTR(float, nb), eps,
-                             PTR(float, qw), PTR(float, qb), PTR(float, kw), PTR(float, kb), PTR(float, vw),
-                             PTR(float, vb), scale, softmax, PTR(float, g) + p * C,
-                             o ? PTR(float, o) + p * C : NULL, scratch);
+            pcsa_sample_f32(&a, PTR(float, y) + p * C * n, C, n, PTR(float, g) + p * C,
+                            o ? PTR(float, o) + p * C : NULL, scratch);
     })
     Py_RETURN_NONE;
 }
 
-/* gates_backward(is_double, means, B, C, h, w, row, ow, (weight, k, bias) x 4, gamma_h, beta_h,
- * gamma_w, beta_w, eps_h, eps_w, softmax, da (B, C, h + w), dmeans (B, C, row; its gap is left as
- * is), (dw_g (B, C/4, k_g), db_g (B, C/4)) x 4, dgamma_h, dbeta_h, dgamma_w, dbeta_w (B, C)):
- * parameter gradients per sample, for the caller to sum. */
+/* gates_backward(is_double, means, B, C, h, w, row, ow, smsa, da (B, C, h + w), dmeans (B, C, row;
+ * its gap is left as is), (dw_g (B, C/4, k_g), db_g (B, C/4)) x 4, dgamma_h, dbeta_h, dgamma_w,
+ * dbeta_w (B, C)): parameter gradients per sample, summed into the first sample's rows. */
 static PyObject *native_gates_backward(PyObject *self, PyObject *args) {
-    int dbl, softmax;
-    unsigned long long means, wt[4], bs[4], gh, bh, gw, bw, da, dmeans, dw[4], dbias[4], dgh, dbh, dgw, dbw;
-    idx B, C, h, w, row, ow, ks[4];
-    double eps_h, eps_w;
-    if (!PyArg_ParseTuple(args, "pKnnnnnnKnKKnKKnKKnKKKKKddpKKKKKKKKKKKKKK", &dbl, &means, &B, &C, &h, &w,
-                          &row, &ow, &wt[0], &ks[0], &bs[0], &wt[1], &ks[1], &bs[1], &wt[2], &ks[2], &bs[2],
-                          &wt[3], &ks[3], &bs[3], &gh, &bh, &gw, &bw, &eps_h, &eps_w, &softmax, &da, &dmeans,
-                          &dw[0], &dbias[0], &dw[1], &dbias[1], &dw[2], &dbias[2], &dw[3], &dbias[3], &dgh,
-                          &dbh, &dgw, &dbw))
+    int dbl;
+    unsigned long long means, da, dmeans, dw[4], dbias[4], dnorm[4];
+    idx B, C, h, w, row, ow;
+    PyObject *st;
+    smsa_params s;
+    if (!PyArg_ParseTuple(args, "pKnnnnnnO!KKKKKKKKKKKKKK", &dbl, &means, &B, &C, &h, &w, &row, &ow,
+                          &PyTuple_Type, &st, &da, &dmeans, &dw[0], &dbias[0], &dw[1], &dbias[1], &dw[2],
+                          &dbias[2], &dw[3], &dbias[3], &dnorm[0], &dnorm[1], &dnorm[2], &dnorm[3]) ||
+        !parse_smsa(st, &s))
         return NULL;
     idx gc = C / 4, P = B * 4, work = B * C * (h + w) * 32;
-    idx kmax = 1;
-    for (int g = 0; g < 4; ++g) kmax = ks[g] > kmax ? ks[g] : kmax;
-    idx scratch_len = (4 * ((h > w ? h : w) + kmax) + 2) * gc + (h > w ? h : w); /* + tmp */
-    FOR_PLANES(scratch_len, {
+    FOR_PLANES(smsa_scratch(&s, C, h, w, 1), {
         idx b = p / 4;
-        int g = (int)(p % 4);
-        idx c0 = g * gc;
-        idx pc = b * C + c0; /* this item's first (sample, channel) row */
+        int q = (int)(p % 4);
         if (dbl)
-            gates_group_backward_f64(
-                PTR(double, means) + pc * row, row, ow, gc, h, w, PTR(double, wt[g]), ks[g], PTR(double, bs[g]),
-                PTR(double, gh) + c0, PTR(double, bh) + c0, PTR(double, gw) + c0, PTR(double, bw) + c0, eps_h,
-                eps_w, softmax, PTR(double, da) + pc * (h + w), PTR(double, dmeans) + pc * row,
-                PTR(double, dw[g]) + b * gc * ks[g], PTR(double, dbias[g]) + b * gc, PTR(double, dgh) + pc,
-                PTR(double, dbh) + pc, PTR(double, dgw) + pc, PTR(double, dbw) + pc, scratch);
+            smsa_group_backward_f64(&s, q, C, PTR(double, means) + b * C * row, row, ow, h, w,
+                                    PTR(double, da) + b * C * (h + w), PTR(double, dmeans) + b * C * row,
+                                    PTR(double, dw[q]) + b * gc * s.ks[q], PTR(double, dbias[q]) + b * gc,
+                                    dnorm, b, scratch);
         else
-            gates_group_backward_f32(
-                PTR(float, means) + pc * row, row, ow, gc, h, w, PTR(float, wt[g]), ks[g], PTR(float, bs[g]),
-                PTR(float, gh) + c0, PTR(float, bh) + c0, PTR(float, gw) + c0, PTR(float, bw) + c0, eps_h,
-                eps_w, softmax, PTR(float, da) + pc * (h + w), PTR(float, dmeans) + pc * row,
-                PTR(float, dw[g]) + b * gc * ks[g], PTR(float, dbias[g]) + b * gc, PTR(float, dgh) + pc,
-                PTR(float, dbh) + pc, PTR(float, dgw) + pc, PTR(float, dbw) + pc, (float *)scratch);
+            smsa_group_backward_f32(&s, q, C, PTR(float, means) + b * C * row, row, ow, h, w,
+                                    PTR(float, da) + b * C * (h + w), PTR(float, dmeans) + b * C * row,
+                                    PTR(float, dw[q]) + b * gc * s.ks[q], PTR(float, dbias[q]) + b * gc,
+                                    dnorm, b, scratch);
     })
-    /* the samples' shares, summed into the first sample's rows */
-    for (int g = 0; g < 4; ++g) {
-        sum_rows(dbl, dw[g], B, gc * ks[g]);
-        sum_rows(dbl, dbias[g], B, gc);
+    for (int q = 0; q < 4; ++q) {
+        sum_rows(dbl, dw[q], B, gc * s.ks[q]);
+        sum_rows(dbl, dbias[q], B, gc);
+        sum_rows(dbl, dnorm[q], B, C);
     }
-    sum_rows(dbl, dgh, B, C), sum_rows(dbl, dbh, B, C), sum_rows(dbl, dgw, B, C), sum_rows(dbl, dbw, B, C);
     Py_RETURN_NONE;
 }
 
-/* channel_gate_backward(is_double, y, B, C, n, heads, norm weight, norm bias, eps, q weight, q bias
- * or 0, k weight, k bias or 0, v weight, v bias or 0, scale, softmax, o (B, C), dg (B, C), dy
- * (B, C, n), then (B, C) per-sample gradients of: norm weight, norm bias, q, k, v weight and bias). */
+/* channel_gate_backward(is_double, y, B, C, n, pcsa, o (B, C), dg (B, C), dy (B, C, n), then (B, C)
+ * per-sample gradients of: norm weight, norm bias, q, k, v weight and bias), summed into the
+ * first sample's rows. */
 static PyObject *native_channel_gate_backward(PyObject *self, PyObject *args) {
-    int dbl, softmax;
-    unsigned long long y, nw, nb, qw, qb, kw, kb, vw, vb, o, dg, dy, g[8];
-    idx B, C, n, heads;
-    double eps, scale;
-    if (!PyArg_ParseTuple(args, "pKnnnnKKdKKKKKKdpKKKKKKKKKKK", &dbl, &y, &B, &C, &n, &heads, &nw, &nb, &eps,
-                          &qw, &qb, &kw, &kb, &vw, &vb, &scale, &softmax, &o, &dg, &dy, &g[0], &g[1], &g[2],
-                          &g[3], &g[4], &g[5], &g[6], &g[7]))
+    int dbl;
+    unsigned long long y, o, dg, dy, g[8];
+    idx B, C, n;
+    PyObject *pt;
+    pcsa_params a;
+    if (!PyArg_ParseTuple(args, "pKnnnO!KKKKKKKKKKK", &dbl, &y, &B, &C, &n, &PyTuple_Type, &pt, &o, &dg, &dy,
+                          &g[0], &g[1], &g[2], &g[3], &g[4], &g[5], &g[6], &g[7]) ||
+        !parse_pcsa(pt, &a))
         return NULL;
-    idx P = B, work = B * C * (C / heads) * n;
-    FOR_PLANES((8 * n + 11) * (C / heads) + C, {
+    idx P = B, work = B * C * (C / a.heads) * n;
+    FOR_PLANES(pcsa_scratch(&a, C, n, 1), {
         idx r = p * C;
         if (dbl)
-            channel_gate_backward_f64(
-                PTR(double, y) + r * n, C, n, heads, PTR(double, nw), PTR(double, nb), eps, PTR(double, qw),
-                PTR(double, qb), PTR(double, kw), PTR(double, kb), PTR(double, vw), PTR(double, vb), scale,
-                softmax, PTR(double, o) + r, PTR(double, dg) + r, PTR(double, dy) + r * n, PTR(double, g[0]) + r,
-                PTR(double, g[1]) + r, PTR(double, g[2]) + r, PTR(double, g[3]) + r, PTR(double, g[4]) + r,
-                PTR(double, g[5]) + r, PTR(double, g[6]) + r, PTR(double, g[7]) + r, scratch);
+            pcsa_sample_backward_f64(&a, PTR(double, y) + r * n, C, n, PTR(double, o) + r, PTR(double, dg) + r,
+                                     PTR(double, dy) + r * n, g, p, scratch);
         else
-            channel_gate_backward_f32(
-                PTR(float, y) + r * n, C, n, heads, PTR(float, nw), PTR(float, nb), eps, PTR(float, qw),
-                PTR(float, qb), PTR(float, kw), PTR(float, kb), PTR(float, vw), PTR(float, vb), scale, softmax,
-                PTR(float, o) + r, PTR(float, dg) + r, PTR(float, dy) + r * n, PTR(float, g[0]) + r,
-                PTR(float, g[1]) + r, PTR(float, g[2]) + r, PTR(float, g[3]) + r, PTR(float, g[4]) + r,
-                PTR(float, g[5]) + r, PTR(float, g[6]) + r, PTR(float, g[7]) + r, scratch);
+            pcsa_sample_backward_f32(&a, PTR(float, y) + r * n, C, n, PTR(float, o) + r, PTR(float, dg) + r,
+                                     PTR(float, dy) + r * n, g, p, scratch);
     })
     for (int i = 0; i < 8; ++i) sum_rows(dbl, g[i], B, C); /* the samples' shares, into the first row */
     Py_RETURN_NONE;

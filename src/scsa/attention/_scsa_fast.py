@@ -329,7 +329,7 @@ def _native_pcsa_args(block: nn.Module, y: torch.Tensor) -> tuple[tuple, list] |
     if native is None:
         return None
     args, params = native
-    return (y.dtype == torch.float64, y.data_ptr(), y.shape[0], y.shape[1], n, *args), params
+    return (y.dtype == torch.float64, y.data_ptr(), y.shape[0], y.shape[1], n, args), params
 
 
 def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None) -> torch.Tensor | None:
@@ -562,7 +562,7 @@ def _native_gates(args: tuple, means: torch.Tensor, h: int, w: int) -> tuple[tor
     b, c, row = means.shape
     out = means.new_empty(b, c, h + w)
     _native.gates(
-        means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w, *args, out.data_ptr()
+        means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w, args, out.data_ptr()
     )
     return out[:, :, :h], out[:, :, h:]
 
@@ -592,7 +592,7 @@ def _native_gates_backward(
     d_norm = [means.new_empty(b, c) for _ in range(4)]
     _native.gates_backward(
         means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w,
-        *args, da.data_ptr(), dmeans.data_ptr(),
+        args, da.data_ptr(), dmeans.data_ptr(),
         *(t.data_ptr() for t in d_conv), *(t.data_ptr() for t in d_norm),
     )  # fmt: skip
     # the C module summed the samples into the first row
