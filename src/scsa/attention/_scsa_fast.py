@@ -697,9 +697,9 @@ def _native_forward(
     than threads (the separate passes parallelise over planes). Returns the means, the gates
     (b, c, h + w), y, g and, with ``keep``, the attention's output."""
     b, c, h, w = x.shape
-    kh, kw = _kernel_windows(block, x)
     if b < torch.get_num_threads() or smsa is None:
         return None
+    kh, kw = _kernel_windows(block, x)
     pcsa = _native_pcsa_params(block, x.dtype, (h // kh) * (w // kw))
     if pcsa is None:
         return None
@@ -736,7 +736,6 @@ def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
             a_h, a_w = gates[:, :, : x.shape[2]], gates[:, :, x.shape[2] :]
             recompute = functools.partial(_recompute_output, x, x._version, a_h, a_w, g, route)
             return out, means, y, recompute, [o]
-    if route == "native":
         means = _native_means(x, max(block.group_kernel_sizes) // 2)
     else:
         means = _axis_means(block, x, dtype)  # (b, c, h + p + w)
