@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scsa._compat import functorch_transforms_active, is_exporting
+
 # the plain module imports this one; its shared helpers are looked up when first called
 from scsa.attention import scsa as _plain
 
@@ -56,7 +58,6 @@ _NATIVE_MAX_TOKENS = 64
 # Up to this many tokens PCSA's GroupNorm is differentiated as elementwise ops (see _layer_norm_tokens).
 _ELEMENTWISE_NORM_MAX_TOKENS = 16
 _NATIVE_DTYPES = (torch.float32, torch.float64)
-_is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
 
 
 def _load_native():
@@ -81,9 +82,9 @@ def fast_path_reason(x: torch.Tensor) -> str | None:
     """
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return "TorchScript scripting or tracing"
-    if torch.compiler.is_compiling() or _is_exporting():
+    if torch.compiler.is_compiling() or is_exporting():
         return "torch.compile / torch.export"
-    if torch._C._are_functorch_transforms_active():
+    if functorch_transforms_active():
         return "a torch.func transform"
     if type(x) is not torch.Tensor:  # FX proxies, fake tensors, DTensor, ...
         return f"input of type {type(x).__name__}"

@@ -21,14 +21,14 @@ from typing import Any
 import torch
 from torch.autograd.graph import saved_tensors_hooks
 
+from scsa._compat import is_exporting, saved_tensors_hooks_enabled, top_saved_tensors_hooks
 from scsa.attention._scsa_fast import output_recompute
 
 __all__ = ["attention_outputs_recomputed"]
 
-_is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
 # the hooks in effect, so that ours hand everything they do not replace on to them (checkpointing,
 # offloading, a profiler's count); torch versions without it get no hooks of ours
-_top_hooks = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+_top_hooks = top_saved_tensors_hooks
 
 
 class _Recomputed:
@@ -47,8 +47,8 @@ def _hooks_apply() -> bool:
     return (
         torch.is_grad_enabled()
         and not (torch.jit.is_scripting() or torch.jit.is_tracing())
-        and not (torch.compiler.is_compiling() or _is_exporting())
-        and torch._C._autograd._saved_tensors_hooks_is_enabled()
+        and not (torch.compiler.is_compiling() or is_exporting())
+        and saved_tensors_hooks_enabled()
         and _top_hooks is not None
     )
 

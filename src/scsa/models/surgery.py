@@ -25,6 +25,7 @@ from typing import Any
 
 from torch import nn
 
+from scsa._compat import timm_efficientnet_blocks
 from scsa.attention.identity import NoAttention
 from scsa.models._common import AttentionSpec, check_position, make_attention
 from scsa.models.mobilenetv2 import InvertedResidual as ScsaInvertedResidual
@@ -174,7 +175,7 @@ def _plan_timm_resnet(model: nn.Module, position: str) -> _Plan:
 
 
 def _plan_timm_efficientnet(model: nn.Module, position: str) -> _Plan:
-    from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
+    DepthwiseSeparableConv, InvertedResidual = timm_efficientnet_blocks()
 
     plan: _Plan = []
     for i, stage in enumerate(model.blocks):

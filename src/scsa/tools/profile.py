@@ -23,8 +23,6 @@ form one public API that ``scsa profile`` and ``scsa compare`` import together.
 from __future__ import annotations
 
 import copy
-import csv
-import json
 import math
 import time
 import warnings
@@ -36,10 +34,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from scsa._compat import fake_tensor_mode
 from scsa.attention._layers import check_int
+from scsa.io import write_csv, write_json, write_text
 
 __all__ = [
     "check_report_path",
@@ -50,8 +49,6 @@ __all__ = [
     "measure_train_step",
     "profile_attentions",
     "resolve_attentions",
-    "write_csv",
-    "write_json",
     "write_report",
 ]
 
@@ -127,7 +124,7 @@ def _flop_total(model: nn.Module, size: tuple[int, ...], shapes_only: bool) -> i
     with _eval_mode(model), torch.no_grad():
         if shapes_only:
             # Real parameters are turned into fake ones on first use; nothing is computed or written.
-            with FakeTensorMode(allow_non_fake_inputs=True):
+            with fake_tensor_mode(allow_non_fake_inputs=True):
                 x = torch.empty(size, device=device, dtype=dtype)
                 with FlopCounterMode(display=False) as counter:
                     model(x)
@@ -579,30 +576,6 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
-def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write rows as CSV, one column per key (union of all rows' keys, in first-seen order)."""
-    path = Path(path)
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def write_json(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write rows as a JSON list of objects (NaN deltas, from a zero baseline, become ``null``)."""
-    path = Path(path)
-    clean = [
-        {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
-        for r in rows
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(clean, indent=2) + "\n")
-    return path
-
-
 def check_report_path(path: str | Path) -> Path:
     """``path`` as a Path if its suffix is one :func:`write_report` knows, else ``ValueError``."""
     path = Path(path)
@@ -616,9 +589,7 @@ def write_report(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     path = check_report_path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return write_csv(rows, path)
+        return write_csv(path, rows)
     if suffix == ".json":
-        return write_json(rows, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(format_markdown(rows))
-    return path
+        return write_json(path, list(rows))
+    return write_text(path, format_markdown(rows))

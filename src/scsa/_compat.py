@@ -1,0 +1,72 @@
+"""The one place where scsa touches private PyTorch and timm APIs.
+
+Each name below says what it is for and what happens when the private API it wraps disappears in a
+later release: the package keeps importing, and the feature that needs it degrades as stated. Nothing
+else in ``scsa`` may import a private (underscore) module or attribute of torch or timm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+__all__ = [
+    "fake_tensor_mode",
+    "functorch_transforms_active",
+    "is_exporting",
+    "saved_tensors_hooks_enabled",
+    "timm_efficientnet_blocks",
+    "top_saved_tensors_hooks",
+]
+
+# torch.compiler.is_exporting is public from torch 2.5; older versions never export through it.
+is_exporting: Callable[[], bool] = getattr(torch.compiler, "is_exporting", lambda: False)
+
+# The saved-tensor hooks already in effect, so that the recompute hooks hand what they do not replace
+# on to them (checkpointing, offloading). Gone: the recompute mechanism turns itself off (training
+# memory of the backbones goes up by a few percent, numbers stay the same).
+top_saved_tensors_hooks: Callable[[], Any] | None = getattr(
+    torch._C._autograd, "_top_saved_tensors_default_hooks", None
+)
+
+
+def saved_tensors_hooks_enabled() -> bool:
+    """Whether saved-tensor hooks may be pushed here (torch.func transforms disable them).
+
+    Gone: assumed enabled, as it is outside torch.func transforms."""
+    fn = getattr(torch._C._autograd, "_saved_tensors_hooks_is_enabled", None)
+    return True if fn is None else bool(fn())
+
+
+def functorch_transforms_active() -> bool:
+    """Whether a torch.func transform (vmap, grad, jacrev, ...) is running, so the fast path of SCSA
+    steps aside for the plain definition. Gone: assumed inactive, and under a transform the fast path's
+    custom autograd function raises torch's own error instead."""
+    fn = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return False if fn is None else bool(fn())
+
+
+def fake_tensor_mode(**kwargs: Any):
+    """torch's FakeTensorMode (shapes without arithmetic), for counting FLOPs without memory.
+
+    Gone: ImportError at the call; the FLOP count then runs on real tensors (slower, same count)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    return FakeTensorMode(**kwargs)
+
+
+def timm_efficientnet_blocks() -> tuple[type, type]:
+    """timm's ``DepthwiseSeparableConv`` and ``InvertedResidual`` classes, for the surgery on timm's
+    MobileNetV2/EfficientNet models. Gone: ImportError naming timm's version, and that surgery alone stops."""
+    try:
+        from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
+    except ImportError as e:  # pragma: no cover - depends on the installed timm
+        import timm
+
+        raise ImportError(
+            f"timm {timm.__version__} has no timm.models._efficientnet_blocks; the surgery on timm's "
+            "MobileNetV2/EfficientNet needs timm 1.0.9 or a later release that keeps it"
+        ) from e
+    return DepthwiseSeparableConv, InvertedResidual
