@@ -15,6 +15,8 @@ import torch
 __all__ = [
     "fake_tensor_mode",
     "functorch_transforms_active",
+    "global_forward_hooks",
+    "global_forward_pre_hooks",
     "is_exporting",
     "saved_tensors_hooks_enabled",
     "timm_efficientnet_blocks",
@@ -23,6 +25,14 @@ __all__ = [
 
 # torch.compiler.is_exporting is public from torch 2.5; older versions never export through it.
 is_exporting: Callable[[], bool] = getattr(torch.compiler, "is_exporting", lambda: False)
+
+# The dicts of hooks that torch.nn.modules.module.register_module_forward_(pre_)hook fill (every module
+# sees them), read by truthiness so that SCSA writes its output in place only where no hook can see its
+# input. torch mutates these dicts and never rebinds them. Gone: a non-empty stand-in, so in-place
+# writes stop (one full-size allocation more per block in inference, numbers unchanged).
+_GONE = {0: None}
+global_forward_hooks: dict = getattr(torch.nn.modules.module, "_global_forward_hooks", _GONE)
+global_forward_pre_hooks: dict = getattr(torch.nn.modules.module, "_global_forward_pre_hooks", _GONE)
 
 # The saved-tensor hooks already in effect, so that the recompute hooks hand what they do not replace
 # on to them (checkpointing, offloading). Gone: the recompute mechanism turns itself off (training

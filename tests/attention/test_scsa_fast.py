@@ -13,20 +13,19 @@ import itertools
 import pytest
 import torch
 
+import scsa.attention
 from oracle import OracleSCSA
 from scsa import SCSA
-from scsa.attention import _scsa_fast
 
 
 @pytest.fixture(autouse=True, params=["native", "pytorch"])
-def passes(request, monkeypatch):
+def passes(request):
     """Every test twice: with the C module's passes (the default where it is built) and with the
     PyTorch ops that replace them where it is not."""
-    if request.param == "native" and _scsa_fast._native is None:
+    if request.param == "native" and not scsa.attention.native_available():
         pytest.skip("the C module scsa.attention._native is not built here")
-    if request.param == "pytorch":
-        monkeypatch.setattr(_scsa_fast, "_native", None)
-    return request.param
+    with scsa.attention.native(request.param == "native"):
+        yield request.param
 
 
 def _randomize(module: torch.nn.Module) -> torch.nn.Module:
@@ -265,44 +264,47 @@ def test_training_keeps_only_the_input_and_small_tensors():
         assert _saved_bytes(OracleSCSA(shape[1], **kwargs), x) > 2 * full  # the measure can fail
 
 
-def test_chooser(monkeypatch):
+def test_chooser():
     x = torch.randn(2, 8, 6, 6)
-    assert _scsa_fast.use_fast_path(x)
-    assert _scsa_fast.fast_path_reason(x) is None
-    assert "dtype" in _scsa_fast.fast_path_reason(torch.zeros(2, 8, 6, 6, dtype=torch.int64))
-    assert "device" in _scsa_fast.fast_path_reason(torch.empty(2, 8, 6, 6, device="meta"))
-    assert "type" in _scsa_fast.fast_path_reason(torch.nn.Parameter(x))
-    reasons: list[str | None] = []
-
-    def record(t: torch.Tensor) -> torch.Tensor:
-        reasons.append(_scsa_fast.fast_path_reason(t))
-        return t * 2
-
-    torch.jit.trace(record, x, check_trace=False)
-    torch.func.vmap(record)(x)
-    assert "tracing" in reasons[0] and "torch.func" in reasons[1]
-
     block = SCSA(8)
-    calls: list[torch.Tensor] = []
-    original = _scsa_fast.scsa_forward
-    monkeypatch.setattr(_scsa_fast, "scsa_forward", lambda m, t: calls.append(t) or original(m, t))
+    assert scsa.attention.use_fast_path()
+    assert block.describe_path(x).startswith("fast path")
+    with scsa.attention.fast_path(False):
+        assert not scsa.attention.use_fast_path()
+        assert "set_fast_path(False)" in block.describe_path(x)
+    assert scsa.attention.use_fast_path()  # the context manager restores the state
+    assert "dtype" in block.describe_path(torch.zeros(2, 8, 6, 6, dtype=torch.int64))
+    assert "device" in block.describe_path(torch.empty(2, 8, 6, 6, device="meta"))
+    assert "type" in block.describe_path(torch.nn.Parameter(x))
+
+    paths: list[str] = []  # what each capture runs, seen from inside the block
+    handle = block.register_forward_pre_hook(lambda m, args: paths.append(m.describe_path(args[0])))
     eager = block(x)
-    assert len(calls) == 1  # eager: the fast path
     vmapped = torch.func.vmap(block)(x.unsqueeze(1)).squeeze(1)  # a torch.func transform: the plain path
+    traced = torch.jit.trace(block, x, check_trace=False)
+    handle.remove()
+    assert paths[0].startswith("fast path")
+    assert "torch.func" in paths[1] and "tracing" in paths[2], paths
     scripted = torch.jit.script(block)  # TorchScript compiles the plain path only
-    assert len(calls) == 1
-    for other in (vmapped, scripted(x), block.forward_plain(x)):
+    with scsa.attention.fast_path(False):
+        plain = block(x)
+    for other in (vmapped, scripted(x), traced(x), block.forward_plain(x), plain):
         assert torch.allclose(other, eager, atol=1e-6, rtol=0)
 
 
 def test_routes():
     block = SCSA(8)
-    assert _scsa_fast._rows_route(block, torch.randn(1, 8, 16, 40))
-    assert not _scsa_fast._rows_route(block, torch.randn(1, 8, 15, 40))  # small side: generic
-    assert not _scsa_fast._rows_route(block, torch.randn(1, 8, 16, 16).to(memory_format=torch.channels_last))
-    assert not _scsa_fast._rows_route(block, torch.randn(1, 8, 16, 16).bfloat16())
-    assert not _scsa_fast._rows_route(SCSA(8, down_sample_mode="max_pool"), torch.randn(1, 8, 16, 16))
-    assert _scsa_fast._rows_route(SCSA(8, window_size=-1), torch.randn(1, 8, 16, 16))
+
+    def path(b: SCSA, x: torch.Tensor) -> str:
+        with scsa.attention.native(False):
+            return b.describe_path(x)
+
+    assert path(block, torch.randn(1, 8, 16, 40)).endswith("row matmuls")
+    assert path(block, torch.randn(1, 8, 15, 40)).endswith("generic")  # small side
+    assert path(block, torch.randn(1, 8, 16, 16).to(memory_format=torch.channels_last)).endswith("generic")
+    assert path(block, torch.randn(1, 8, 16, 16).bfloat16()).endswith("generic")
+    assert path(SCSA(8, down_sample_mode="max_pool"), torch.randn(1, 8, 16, 16)).endswith("generic")
+    assert path(SCSA(8, window_size=-1), torch.randn(1, 8, 16, 16)).endswith("row matmuls")
 
 
 def test_parametrized_weights_forward_and_gradients():

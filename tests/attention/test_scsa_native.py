@@ -12,10 +12,11 @@ import sys
 import pytest
 import torch
 
+import scsa.attention
 from scsa import SCSA
 from scsa.attention import _scsa_fast
 
-native = pytest.mark.skipif(_scsa_fast._native is None, reason="the C module is not built here")
+native = pytest.mark.skipif(not scsa.attention.native_available(), reason="the C module is not built here")
 
 
 @pytest.mark.skipif(
@@ -24,22 +25,25 @@ native = pytest.mark.skipif(_scsa_fast._native is None, reason="the C module is 
 )
 def test_module_is_built_on_linux():
     # the build is optional, so a compiler error would otherwise only show as a slow fast path
-    assert _scsa_fast._native is not None
+    assert scsa.attention.native_available() and scsa.attention.use_native()
 
 
 @native
 def test_routes():
     block = SCSA(8)
     x = torch.randn(2, 8, 9, 11)
-    assert _scsa_fast._route(block, x) == "native"
-    assert _scsa_fast._route(block, x.double()) == "native"
-    assert _scsa_fast._route(SCSA(8, window_size=-1), x) == "native"
-    assert _scsa_fast._route(block, x.to(memory_format=torch.channels_last)) != "native"
-    assert _scsa_fast._route(block, x.bfloat16()) != "native"
-    assert _scsa_fast._route(SCSA(8, down_sample_mode="max_pool"), x) != "native"
-    assert _scsa_fast._route(SCSA(8, down_sample_mode="recombination", window_size=3), x) != "native"
-    assert _scsa_fast._native_smsa_params(block, x.dtype) is not None
-    assert _scsa_fast._native_smsa_params(block, torch.float64) is None  # float32 parameters, float64 input
+    c_module = "fast path, C module"
+    assert block.describe_path(x).startswith(c_module)
+    assert block.describe_path(x.double()).startswith(c_module)
+    assert SCSA(8, window_size=-1).describe_path(x).startswith(c_module)
+    assert not block.describe_path(x.to(memory_format=torch.channels_last)).startswith(c_module)
+    assert not block.describe_path(x.bfloat16()).startswith(c_module)
+    assert not SCSA(8, down_sample_mode="max_pool").describe_path(x).startswith(c_module)
+    assert not SCSA(8, down_sample_mode="recombination", window_size=3).describe_path(x).startswith(c_module)
+    with scsa.attention.native(False):
+        assert block.describe_path(x) == "fast path, PyTorch ops, generic"
+    # float32 parameters and a float64 input: the C passes, SMSA's small graph by autograd
+    assert block.describe_path(x.double()) == c_module + ", separate passes"
 
 
 @native
@@ -138,27 +142,39 @@ def test_backbones_let_their_attention_work_in_place():
 
 @native
 @pytest.mark.parametrize("shape", [(4, 16, 28, 28), (2, 32, 7, 7), (2, 16, 9, 11)])
-def test_one_call_forward_matches_the_separate_passes(shape, monkeypatch):
+def test_one_call_forward_matches_the_separate_passes(shape):
     # the whole forward in one C call (sample by sample) and the separate passes (plane by plane)
-    # do the same arithmetic: outputs, and what training keeps for the backward, agree bit for bit
+    # do the same arithmetic: outputs, and what training keeps for the backward, agree bit for bit.
+    # The one call takes a batch with a sample per thread, so the thread count picks the route.
     block = SCSA(16 if shape[1] == 16 else 32, head_num=2)
     x, g = torch.randn(shape), torch.randn(shape)
-    one_call, calls = _scsa_fast._native_forward, []
-
-    def spy(*args):
-        calls.append(one_call(*args))
-        return calls[-1]
-
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # the one call takes any batch then
+    before = torch.get_num_threads()
     results = []
-    for fused in (True, False):
-        monkeypatch.setattr(_scsa_fast, "_native_forward", spy if fused else lambda *args: None)
-        with torch.no_grad():
-            out_eval = block.eval()(x)
-        block.train().zero_grad(set_to_none=True)
-        xg = x.clone().requires_grad_()
-        out = block(xg)
-        out.backward(g)
-        results.append([out_eval, out.detach(), xg.grad, *(p.grad for p in block.parameters())])
-    assert len(calls) == 2 and all(r is not None for r in calls)
+    try:
+        for threads, route in ((1, "one call"), (shape[0] + 1, "separate passes")):
+            torch.set_num_threads(threads)
+            assert block.describe_path(x) == "fast path, C module, " + route
+            with torch.no_grad():
+                out_eval = block.eval()(x)
+            block.train().zero_grad(set_to_none=True)
+            xg = x.clone().requires_grad_()
+            out = block(xg)
+            out.backward(g)
+            results.append([out_eval, out.detach(), xg.grad, *(p.grad for p in block.parameters())])
+    finally:
+        torch.set_num_threads(before)
     assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
+def test_environment_sets_the_initial_state_and_the_switch_refuses_a_missing_module():
+    import subprocess
+
+    code = (
+        "import scsa.attention as a, torch\n"
+        "assert not a.use_native() and not a.native_available() and a.use_fast_path()\n"
+        "try:\n    a.set_native(True)\nexcept RuntimeError as e:\n    print(e)\n"
+        "print(a.SCSA(8).describe_path(torch.randn(2, 8, 9, 9)))\n"
+    )
+    env = {**os.environ, "SCSA_NATIVE": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "SCSA_NATIVE=0" in out.stdout and "PyTorch ops" in out.stdout, out.stdout + out.stderr

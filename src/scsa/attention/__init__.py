@@ -1,10 +1,21 @@
 """The attention zoo: SCSA and the plug-and-play blocks it is compared with.
 
 Every block is built as ``cls(channels, **kwargs)`` and accepts ``device``/``dtype``.
+SCSA's fast path is switched by :func:`set_fast_path` / :func:`fast_path` and its C module by
+:func:`set_native` / :func:`native` (:mod:`scsa.attention.config`).
 """
 
 from scsa.attention.ca import CoordAttention
 from scsa.attention.cbam import CBAM
+from scsa.attention.config import (
+    fast_path,
+    native,
+    native_available,
+    set_fast_path,
+    set_native,
+    use_fast_path,
+    use_native,
+)
 from scsa.attention.cpca import CPCA
 from scsa.attention.eca import ECA
 from scsa.attention.ela import ELA
@@ -59,7 +70,14 @@ __all__ = [
     "SimAM",
     "SqueezeExcite",
     "create_attention",
+    "fast_path",
     "get_attention_class",
     "list_attentions",
+    "native",
+    "native_available",
     "register_attention",
+    "set_fast_path",
+    "set_native",
+    "use_fast_path",
+    "use_native",
 ]

@@ -33,18 +33,21 @@ once and reused in place, and the small graphs are differentiated by autograd.
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scsa._compat import functorch_transforms_active, is_exporting
+from scsa._compat import (
+    functorch_transforms_active,
+    global_forward_hooks,
+    global_forward_pre_hooks,
+    is_exporting,
+)
+from scsa.attention import config as _config
+from scsa.attention._scsa_ops import CONV_NAMES, compute_dtype, group_norm
 
-# the plain module imports this one; its shared helpers are looked up when first called
-from scsa.attention import scsa as _plain
-
-__all__ = ["fast_path_reason", "output_recompute", "scsa_forward", "use_fast_path"]
+__all__ = ["applies", "fast_path_reason", "output_recompute", "path_name", "scsa_forward"]
 
 # Verified on CPU only so far; CUDA keeps the plain path until the fast one is checked on a GPU.
 _FAST_DEVICES = ("cpu",)
@@ -60,26 +63,14 @@ _ELEMENTWISE_NORM_MAX_TOKENS = 16
 _NATIVE_DTYPES = (torch.float32, torch.float64)
 
 
-def _load_native():
-    """The optional C module of fused passes (built by setup.py), or None; ``SCSA_NATIVE=0`` turns it off."""
-    if os.environ.get("SCSA_NATIVE", "1") == "0":
-        return None
-    try:
-        from scsa.attention import _native
-    except ImportError:  # installed without a C compiler: the same passes run as PyTorch ops
-        return None
-    return _native
-
-
-_native = _load_native()
-
-
 def fast_path_reason(x: torch.Tensor) -> str | None:
     """Why :class:`scsa.SCSA` takes its plain path for ``x``, or ``None`` when the fast one applies.
 
     The fast path is eager-only: TorchScript, tracing, ``torch.compile``/``torch.export`` and
     ``torch.func`` transforms capture the plain path (a compiler fuses that one anyway).
     """
+    if not _config.FAST_PATH:
+        return "turned off by scsa.attention.set_fast_path(False)"
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return "TorchScript scripting or tracing"
     if torch.compiler.is_compiling() or is_exporting():
@@ -95,9 +86,34 @@ def fast_path_reason(x: torch.Tensor) -> str | None:
     return None
 
 
-def use_fast_path(x: torch.Tensor) -> bool:
+def applies(x: torch.Tensor) -> bool:
     """The chooser: True where :func:`scsa_forward` runs instead of the plain definition."""
     return fast_path_reason(x) is None
+
+
+def path_name(block: nn.Module, x: torch.Tensor) -> str:
+    """Which code computes ``block(x)`` now, in words (see :func:`scsa.attention.describe_path`)."""
+    reason = fast_path_reason(x)
+    if reason is not None:
+        return f"plain definition ({reason})"
+    route = _route(block, x)
+    if route == "native":
+        one_call = (
+            x.shape[0] >= torch.get_num_threads()
+            and _native_smsa_params(block, x.dtype) is not None
+            and _native_pcsa_params(block, x.dtype, _tokens(block, x)) is not None
+        )
+        return "fast path, C module, " + ("one call" if one_call else "separate passes")
+    return "fast path, PyTorch ops, " + ("row matmuls" if route == "rows" else "generic")
+
+
+def hooks_see(block: nn.Module) -> bool:
+    """Whether a forward (pre-)hook registered on ``block`` or on every module (torch's global module
+    hooks) can see the block's input, which an in-place output would then overwrite. Four dict
+    truthiness tests: nothing measurable on the default path."""
+    return bool(
+        block._forward_pre_hooks or block._forward_hooks or global_forward_pre_hooks or global_forward_hooks
+    )
 
 
 def scsa_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -140,7 +156,7 @@ def _merged_kernel(block: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, 
     """The four depth-wise kernels zero-padded to the largest: one (C, 1, K) kernel and its bias.
 
     Rebuilt on every call: a cache keyed on ``Tensor._version`` would miss writes through ``.data``."""
-    convs = [getattr(block, name) for name in _plain._CONV_NAMES]
+    convs = [getattr(block, name) for name in CONV_NAMES]
     big = max(block.group_kernel_sizes)
     weights = [F.pad(c.weight, ((big - k) // 2,) * 2) for c, k in zip(convs, block.group_kernel_sizes)]
     return torch.cat(weights).to(dtype), torch.cat([c.bias for c in convs]).to(dtype)
@@ -207,8 +223,8 @@ def _axis_gates(block: nn.Module, t: torch.Tensor, h: int) -> tuple[torch.Tensor
         else F.conv1d(t, weight, bias, padding=p, groups=t.shape[1])
     )
     norm_h, norm_w = block.norm_h, block.norm_w
-    a_h = _plain.group_norm(a[:, :, :h], 4, norm_h.weight, norm_h.bias, norm_h.eps, a.dtype)
-    a_w = _plain.group_norm(a[:, :, h + p :], 4, norm_w.weight, norm_w.bias, norm_w.eps, a.dtype)
+    a_h = group_norm(a[:, :, :h], 4, norm_h.weight, norm_h.bias, norm_h.eps, a.dtype)
+    a_w = group_norm(a[:, :, h + p :], 4, norm_w.weight, norm_w.bias, norm_w.eps, a.dtype)
     if block.sa_softmax:
         return a_h.softmax(dim=2), a_w.softmax(dim=2)
     return a_h.sigmoid(), a_w.sigmoid()
@@ -251,7 +267,7 @@ class _NativeAttention(torch.autograd.Function):
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         d, n = q.shape[-2], q.shape[-1]
         o = v.new_empty(v.shape)
-        _native.attend(
+        _config.NATIVE.attend(
             q.dtype == torch.float64,
             q.data_ptr(),
             k.data_ptr(),
@@ -270,7 +286,7 @@ class _NativeAttention(torch.autograd.Function):
         q, k, v, o = ctx.saved_tensors
         do = do.contiguous()
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        _native.attend_backward(
+        _config.NATIVE.attend_backward(
             q.dtype == torch.float64, q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), do.data_ptr(),
             q[..., 0, 0].numel(), q.shape[-2], q.shape[-1], dq.data_ptr(), dk.data_ptr(), dv.data_ptr(),
         )  # fmt: skip
@@ -305,7 +321,7 @@ def _native_pcsa_params(block: nn.Module, dtype: torch.dtype, n: int) -> tuple[t
     """PCSA's parameters as the C module takes them, for n tokens of ``dtype``, and the tensors
     behind them (:func:`_pcsa_params`, whose gradients the C backward returns in that order); None
     where it does not apply: more than _NATIVE_MAX_TOKENS tokens, dropout, parameters not in that dtype."""
-    if _native is None or dtype not in _NATIVE_DTYPES or not 1 <= n <= _NATIVE_MAX_TOKENS:
+    if _config.NATIVE is None or dtype not in _NATIVE_DTYPES or not 1 <= n <= _NATIVE_MAX_TOKENS:
         return None
     if (block.training and block.attn_drop.p > 0.0) or not _plain_params(block, _PCSA_MODULES):
         return None
@@ -344,7 +360,7 @@ def _native_channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | Non
     args, _ = native
     g = y.new_empty(y.shape[0], y.shape[1])
     o = g.new_empty(g.shape) if attn_out is not None else None
-    _native.channel_gate(*args, g.data_ptr(), 0 if o is None else o.data_ptr())
+    _config.NATIVE.channel_gate(*args, g.data_ptr(), 0 if o is None else o.data_ptr())
     if o is not None:
         attn_out.append(o)
     return g
@@ -360,7 +376,7 @@ def _native_channel_gate_backward(
     o, dg = o.to(y.dtype).contiguous(), dg.to(y.dtype).contiguous()
     dy = torch.empty_like(y)
     per_sample = [y.new_empty(y.shape[0], y.shape[1]) for _ in range(8)]
-    _native.channel_gate_backward(
+    _config.NATIVE.channel_gate_backward(
         *args, o.data_ptr(), dg.data_ptr(), dy.data_ptr(), *(t.data_ptr() for t in per_sample)
     )
     # the C module summed the samples into the first row
@@ -381,7 +397,7 @@ def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = Non
     if n <= _ELEMENTWISE_NORM_MAX_TOKENS and b > 0 and torch.is_grad_enabled():
         y = _layer_norm_tokens(y.reshape(b, c, n), block.norm)  # GroupNorm(1, c)
     else:
-        y = _plain.group_norm(y, 1, block.norm.weight, block.norm.bias, block.norm.eps, y.dtype)
+        y = group_norm(y, 1, block.norm.weight, block.norm.bias, block.norm.eps, y.dtype)
     y = y.reshape(b, heads, c // heads, n)  # (b, heads, d, n): channels are tokens
     v = _depthwise_affine(y.mean(dim=3, keepdim=True), block.v, heads)  # mean_n(attn @ v) = attn @ mean_n(v)
     k = _depthwise_affine(y, block.k, heads)
@@ -392,7 +408,7 @@ def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = Non
         # the mask is drawn on the (b, heads, d, d) matrix exactly as nn.Dropout draws it on the plain path
         attn = (_depthwise_affine(y, block.q, heads, scale) @ k.transpose(-2, -1)).softmax(dim=-1)
         o = _times_columns(F.dropout(attn, drop), v)
-    elif n <= _NATIVE_MAX_TOKENS and _native is not None and y.dtype in _NATIVE_DTYPES:
+    elif n <= _NATIVE_MAX_TOKENS and _config.NATIVE is not None and y.dtype in _NATIVE_DTYPES:
         o = _NativeAttention.apply(_depthwise_affine(y, block.q, heads, scale), k, v)
     elif n == 1:
         # SDPA's fused CPU kernel takes unit-stride rows only, and a length-1 row keeps whatever
@@ -416,9 +432,9 @@ def _channel_gate(block: nn.Module, y: torch.Tensor, attn_out: list | None = Non
 
 
 def _native_route(block: nn.Module, x: torch.Tensor) -> bool:
-    """Average (or global) pooling of a contiguous float32/float64 map: the C passes of ``_native``."""
+    """Average (or global) pooling of a contiguous float32/float64 map: the C passes of ``_native.c``."""
     return (
-        _native is not None
+        _config.NATIVE is not None
         and (block.window_size == -1 or not (block.max_pool or block.recombine))
         and x.dtype in (torch.float32, torch.float64)
         and x.is_contiguous()
@@ -488,7 +504,7 @@ def _pool(block: nn.Module, x_s: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# the C passes (``_native``): contiguous (b·c, h, w) planes, gates as (b·c, l) rows
+# the C passes (``_native.c``): contiguous (b·c, h, w) planes, gates as (b·c, l) rows
 
 
 def _rows_of(t: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -502,13 +518,19 @@ def _kernel_windows(block: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     return _window(block.window_size, x.shape[2]), _window(block.window_size, x.shape[3])
 
 
+def _tokens(block: nn.Module, x: torch.Tensor) -> int:
+    """PCSA's number of pooled tokens h' w' for the map x."""
+    kh, kw = _kernel_windows(block, x)
+    return (x.shape[2] // kh) * (x.shape[3] // kw)
+
+
 def _native_means(x: torch.Tensor, gap: int) -> torch.Tensor:
     """:func:`_axis_means` in one pass over x: (b, c, h + gap + w)."""
     b, c, h, w = x.shape
     means = x.new_empty(b, c, h + gap + w)
     means[:, :, h : h + gap].zero_()
     row = means.shape[2]
-    _native.means(
+    _config.NATIVE.means(
         x.dtype == torch.float64, x.data_ptr(), b * c, h, w,
         means.data_ptr(), row, means[:, :, h + gap :].data_ptr(), row,
     )  # fmt: skip
@@ -532,14 +554,14 @@ def _plain_params(block: nn.Module, names: tuple[str, ...]) -> bool:
     return all({"weight", "bias"} <= block._modules[name]._parameters.keys() for name in names)
 
 
-_NORM_MODULES = ("norm_h", "norm_w")  # SMSA's, after its four convolutions (_plain._CONV_NAMES)
+_NORM_MODULES = ("norm_h", "norm_w")  # SMSA's, after its four convolutions (CONV_NAMES)
 _PCSA_MODULES = ("norm", "q", "k", "v")
 
 
 def _smsa_params(block: nn.Module) -> list[torch.Tensor | None]:
     """The four convolutions' weights and biases, then norm_h's and norm_w's weight and bias."""
     modules = block._modules
-    return [t for name in (*_plain._CONV_NAMES, *_NORM_MODULES) for t in _weight_bias(modules[name])]
+    return [t for name in (*CONV_NAMES, *_NORM_MODULES) for t in _weight_bias(modules[name])]
 
 
 def _native_smsa_params(block: nn.Module, dtype: torch.dtype) -> tuple[tuple, list] | None:
@@ -547,7 +569,7 @@ def _native_smsa_params(block: nn.Module, dtype: torch.dtype) -> tuple[tuple, li
     norms' affines, their eps and the softmax flag; and the tensors behind them (:func:`_smsa_params`,
     whose gradients the C backward returns in that order). None unless all are contiguous tensors
     of ``dtype`` (biases and affine norms included). Called on every forward, hence one pass."""
-    if not _plain_params(block, (*_plain._CONV_NAMES, *_NORM_MODULES)):
+    if not _plain_params(block, (*CONV_NAMES, *_NORM_MODULES)):
         return None
     tensors = _smsa_params(block)
     if not all(t is not None and t.dtype == dtype and t.is_contiguous() for t in tensors):
@@ -562,7 +584,7 @@ def _native_gates(args: tuple, means: torch.Tensor, h: int, w: int) -> tuple[tor
     the merged Conv1d, both GroupNorms and the gate, (b, c, h), (b, c, w)."""
     b, c, row = means.shape
     out = means.new_empty(b, c, h + w)
-    _native.gates(
+    _config.NATIVE.gates(
         means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w, args, out.data_ptr()
     )
     return out[:, :, :h], out[:, :, h:]
@@ -591,7 +613,7 @@ def _native_gates_backward(
     dmeans = torch.empty_like(means)
     d_conv = [t for k in ks for t in (means.new_empty(b, gc, k), means.new_empty(b, gc))]  # per sample
     d_norm = [means.new_empty(b, c) for _ in range(4)]
-    _native.gates_backward(
+    _config.NATIVE.gates_backward(
         means.dtype == torch.float64, means.data_ptr(), b, c, h, w, row, row - w,
         args, da.data_ptr(), dmeans.data_ptr(),
         *(t.data_ptr() for t in d_conv), *(t.data_ptr() for t in d_norm),
@@ -605,7 +627,7 @@ def _native_pool(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, kh: int,
     b, c, h, w = x.shape
     (a_h, sh), (a_w, sw) = _rows_of(a_h), _rows_of(a_w)
     y = x.new_empty(b, c, h // kh, w // kw)
-    _native.pool(
+    _config.NATIVE.pool(
         x.dtype == torch.float64, x.data_ptr(), b * c, h, w,
         a_h.data_ptr(), sh, a_w.data_ptr(), sw, kh, kw, y.data_ptr(),
     )  # fmt: skip
@@ -620,7 +642,7 @@ def _native_gate(
     b, c, h, w = x.shape
     (u, su), (a_w, sw) = _rows_of(u), _rows_of(a_w)
     out = torch.empty_like(x) if out is None else out
-    _native.gate(
+    _config.NATIVE.gate(
         x.dtype == torch.float64, x.data_ptr(), b * c, h, w,
         u.data_ptr(), su, a_w.data_ptr(), sw, out.data_ptr(),
     )  # fmt: skip
@@ -637,14 +659,14 @@ def _native_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward):
     grad = grad.contiguous()
     (ah, sh), (aw, sw) = _rows_of(ah), _rows_of(aw)
     th, tw = x.new_empty(b, c, h), x.new_empty(b, c, w)
-    _native.reduce(
+    _config.NATIVE.reduce(
         f64, grad.data_ptr(), x.data_ptr(), b * c, h, w, ah.data_ptr(), sh, aw.data_ptr(), sw,
         th.data_ptr(), tw.data_ptr(),
     )  # fmt: skip
     dy, da_h, da_w = pcsa_backward(th, tw)
     dy = dy.to(x.dtype).contiguous()
     share_h, share_w = x.new_empty(b, c, h), x.new_empty(b, c, w)  # the pooling's share
-    _native.share(
+    _config.NATIVE.share(
         f64, x.data_ptr(), b * c, h, w, ah.data_ptr(), sh, aw.data_ptr(), sw, dy.data_ptr(), kh, kw,
         share_h.data_ptr(), share_w.data_ptr(),
     )  # fmt: skip
@@ -654,7 +676,7 @@ def _native_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward):
     u = ah * gx.unsqueeze(-1)
     ch, cw = (dx_h / w).contiguous(), (dx_w / h).contiguous()
     dx = torch.empty_like(grad)
-    _native.dx(
+    _config.NATIVE.dx(
         f64, grad.data_ptr(), b * c, h, w, u.data_ptr(), h, ah.data_ptr(), sh, aw.data_ptr(), sw,
         dy.data_ptr(), kh, kw, ch.data_ptr(), cw.data_ptr(), dx.data_ptr(),
     )  # fmt: skip
@@ -701,14 +723,14 @@ def _native_forward(
     if b < torch.get_num_threads() or smsa is None:
         return None
     kh, kw = _kernel_windows(block, x)
-    pcsa = _native_pcsa_params(block, x.dtype, (h // kh) * (w // kw))
+    pcsa = _native_pcsa_params(block, x.dtype, _tokens(block, x))
     if pcsa is None:
         return None
     gap = max(block.group_kernel_sizes) // 2
     means, gates = x.new_empty(b, c, h + gap + w), x.new_empty(b, c, h + w)
     y, g = x.new_empty(b, c, h // kh, w // kw), x.new_empty(b, c)
     o = x.new_empty(b, c) if keep else None
-    _native.forward(
+    _config.NATIVE.forward(
         x.dtype == torch.float64, x.data_ptr(), b, c, h, w, gap, kh, kw, smsa, pcsa[0],
         means.data_ptr(), gates.data_ptr(), y.data_ptr(), g.data_ptr(), 0 if o is None else o.data_ptr(),
         out.data_ptr(),
@@ -720,14 +742,19 @@ def _forward_no_grad(block: nn.Module, x: torch.Tensor, keep: bool = False):
     """The output; with ``keep`` also what the training backward recomputes from (means, y), a
     zero-argument function that recomputes the output from x and small tensors, and a list holding
     the channel attention's output where the backward may reuse it."""
-    dtype = _plain.compute_dtype(x)
+    dtype = compute_dtype(x)
     attn_out = [] if keep else None
     route = _route(block, x)
     native_smsa = _native_smsa_params(block, x.dtype) if route == "native" else None
     smsa = None if native_smsa is None else native_smsa[0]
     if route == "native":
-        # in place where the caller allows it and no autograd graph can need x
-        inplace = block.inplace and not keep and not (torch.is_grad_enabled() and x.requires_grad)
+        # in place where the caller allows it, no autograd graph can need x and no hook can see it
+        inplace = (
+            block.inplace
+            and not keep
+            and not (torch.is_grad_enabled() and x.requires_grad)
+            and not hooks_see(block)
+        )
         out = x if inplace else torch.empty_like(x)
         fused = _native_forward(block, x, out, keep, smsa)
         if fused is not None:
@@ -908,7 +935,7 @@ def _against_gates(t: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, dtype:
 def _generic_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward, down, grads):
     block = ctx.block
     h, w = x.shape[2], x.shape[3]
-    cd = _plain.compute_dtype(x)
+    cd = compute_dtype(x)
     ah4, aw4, g4 = ah.unsqueeze(-1), aw.unsqueeze(-2), gx[:, :, None, None]
     t = grad * x
     dy, _, _ = pcsa_backward(*_against_gates(t, ah, aw, cd))

@@ -33,12 +33,12 @@ from torch import nn
 
 from scsa.attention import _scsa_fast
 from scsa.attention._layers import check_input
+from scsa.attention._scsa_ops import CONV_NAMES, compute_dtype, dw_conv, group_norm, shrink_window
 
 __all__ = ["PCSA", "SCSA", "SMSA"]
 
 _DOWN_SAMPLE_MODES = ("avg_pool", "max_pool", "recombination")
 _GATES = ("sigmoid", "softmax")
-_CONV_NAMES = ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")
 # TorchScript prunes branches on constants, so the modes that change the graph are declared as such.
 _SMSA_CONSTANTS = ["dim", "group_chans", "sa_softmax"]
 _PCSA_CONSTANTS = ["dim", "head_num", "head_dim", "window_size", "recombine", "max_pool", "ca_softmax"]
@@ -91,50 +91,6 @@ def _check_pcsa(window_size: int, down_sample_mode: str, attn_drop_ratio: float)
 
 
 # ----------------------------------------------------------------------------------------------
-# small helpers shared by the plain and the fast path
-
-
-def compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype of the small gate path: float32 for half inputs, else the input's own."""
-    if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
-        return torch.float32
-    return x.dtype
-
-
-def group_norm(
-    x: torch.Tensor,
-    num_groups: int,
-    weight: torch.Tensor | None,
-    bias: torch.Tensor | None,
-    eps: float,
-    dtype: torch.dtype,
-) -> torch.Tensor:
-    """GroupNorm computed in ``dtype`` whatever the parameters' dtype."""
-    w = weight.to(dtype) if weight is not None else None
-    b = bias.to(dtype) if bias is not None else None
-    # torch.group_norm, not F.group_norm: the latter refuses groups holding a single value (C = 4 on a
-    # 1-pixel axis), which normalise to exactly the bias and are well defined.
-    return torch.group_norm(x.to(dtype), num_groups, w, b, eps, False)
-
-
-def shrink_window(window: int, size: int) -> int:
-    """``min(window, size)``, kept symbolic under ``torch.export`` so the spatial size stays dynamic."""
-    if torch.jit.is_scripting() or torch.jit.is_tracing():
-        return min(window, size)  # tracing records sizes as constants anyway
-    if isinstance(size, torch.SymInt):
-        return torch.sym_min(window, size)
-    return min(window, size)  # torch.compile of torch 2.11 fails on sym_min of two ints
-
-
-def dw_conv(t: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Depth-wise 'same' convolution (Conv1d, or 1×1 Conv2d) with parameters cast to ``t``'s dtype."""
-    b = bias.to(t.dtype) if bias is not None else None
-    if t.dim() == 3:
-        return F.conv1d(t, weight.to(t.dtype), b, padding=weight.shape[-1] // 2, groups=weight.shape[0])
-    return F.conv2d(t, weight.to(t.dtype), b, groups=weight.shape[0])
-
-
-# ----------------------------------------------------------------------------------------------
 # the two halves, as mixins so SCSA keeps the released flat state_dict keys
 
 
@@ -147,7 +103,7 @@ class _SMSAMixin(nn.Module):
         self.group_kernel_sizes = ks
         self.group_chans = gc = dim // 4
         self.sa_softmax = gate_layer == "softmax"
-        for name, k in zip(_CONV_NAMES, ks):
+        for name, k in zip(CONV_NAMES, ks):
             setattr(self, name, nn.Conv1d(gc, gc, k, padding=k // 2, groups=gc, bias=True, **factory))
         self.norm_h = nn.GroupNorm(4, dim, **factory)
         self.norm_w = nn.GroupNorm(4, dim, **factory)
@@ -395,9 +351,16 @@ class SCSA(_SMSAMixin, _PCSAMixin):
         # the fast path (same numbers, less time and memory) wherever it applies. Two ifs: TorchScript
         # skips the body of `if not is_scripting()` but would compile both operands of an `and`.
         if not torch.jit.is_scripting():  # noqa: SIM102
-            if _scsa_fast.use_fast_path(x):
+            if _scsa_fast.applies(x):
                 return _scsa_fast.scsa_forward(self, x)
         return self.forward_plain(x)
+
+    @torch.jit.unused
+    def describe_path(self, x: torch.Tensor) -> str:
+        """Which code computes ``self(x)`` now, in words: ``"plain definition (<why>)"`` or
+        ``"fast path, C module, one call"`` / ``"..., separate passes"`` / ``"fast path, PyTorch ops,
+        row matmuls"`` / ``"..., generic"``. For diagnostics and tests; the numbers are the same."""
+        return _scsa_fast.path_name(self, x)
 
     def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
         """The readable definition (spec steps 1-10) that the fast path must reproduce."""
