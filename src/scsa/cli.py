@@ -283,8 +283,8 @@ def train(
 
     On ImageNet, 8 GPUs: scsa train -d /data/imagenet -m resnet50 --recipe paper-resnet --devices 8 --strategy ddp
     """
-    from scsa.engine import TrainConfig
-    from scsa.engine import train as run_train
+    from scsa.tasks.classification import TrainConfig
+    from scsa.tasks.classification import train as run_train
 
     cfg = TrainConfig(
         data=data,
@@ -364,7 +364,7 @@ def eval_(
     """Top-1 / top-5 of a trained checkpoint on a data split, and a confusion-matrix PNG."""
     from pathlib import Path
 
-    from scsa.engine import evaluate
+    from scsa.tasks.classification import evaluate
 
     if out is None:
         ckpt = Path(checkpoint)
@@ -451,8 +451,8 @@ def compare(
 
     Real scale, 8 GPUs: scsa compare -d /data/imagenet -m resnet50 --recipe paper-resnet --devices 8 --strategy ddp
     """
-    from scsa.engine.compare import CompareConfig
-    from scsa.engine.compare import compare as run_compare
+    from scsa.tasks.classification.compare import CompareConfig
+    from scsa.tasks.classification.compare import compare as run_compare
 
     options = dict(
         stem=stem,

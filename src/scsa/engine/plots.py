@@ -1,4 +1,4 @@
-"""PNG figures of the engine: training curves, confusion matrix, accuracy vs throughput.
+"""PNG figures every task uses: training curves, confusion matrix, metric vs speed (one point per block).
 
 Si et al., "SCSA: Exploring the Synergistic Effects Between Spatial and Channel Attention",
 Neurocomputing 2025, https://arxiv.org/abs/2407.05128 — plot accuracy against speed per attention block.
@@ -9,14 +9,14 @@ global figure state, safe in worker processes and on headless machines (the Agg 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scsa.engine.io import atomic_write
+from scsa.engine.report import sampling_error
+from scsa.io import atomic_write
 
-__all__ = ["plot_compare", "plot_confusion", "plot_curves"]
+__all__ = ["curve_keys", "plot_confusion", "plot_curves", "plot_tradeoff"]
 
 
 def _figure(width: float, height: float):
@@ -29,26 +29,43 @@ def _save(fig, path: str | Path) -> Path:
     return atomic_write(path, lambda f: fig.savefig(f, format="png"))
 
 
-def plot_curves(history: Sequence[Mapping[str, float]], path: str | Path, title: str = "") -> Path:
-    """Loss (left) and top-1 accuracy (right) per epoch, train and val."""
+_BOOKKEEPING = ("epoch", "step", "lr", "epoch_time_s")
+
+
+def curve_keys(history: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    """``(losses, others)``: the rows' float keys (ints are counts, such as ``val_images``), bookkeeping
+    (epoch, step, lr, time) left out; a key with ``loss`` in its name is a loss."""
+    keys: list[str] = []
+    for row in history:
+        for key, value in row.items():
+            is_float = isinstance(value, float) and not isinstance(value, bool)
+            if is_float and key not in _BOOKKEEPING and key not in keys:
+                keys.append(key)
+    losses = [k for k in keys if "loss" in k]
+    return losses, [k for k in keys if k not in losses]
+
+
+def plot_curves(history: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Every float metric of the rows against the epoch: losses on the left panel, the other metrics
+    (accuracy, mAP, mIoU...) on the right. With several validations per epoch, against the step."""
     fig = _figure(10, 4)
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss, ax_metric = fig.subplots(1, 2)
     epochs = [r["epoch"] for r in history]
-    for key, label in (("train_loss", "train"), ("val_loss", "val")):
-        points = [(r["epoch"], r[key]) for r in history if key in r]
-        if points:
-            ax_loss.plot(*zip(*points), marker="o", label=label)
-    for key, label in (("train_top1", "train top-1"), ("val_top1", "val top-1"), ("val_top5", "val top-5")):
-        points = [(r["epoch"], r[key]) for r in history if key in r]
-        if points:
-            ax_acc.plot(*zip(*points), marker="o", label=label)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (ax_loss, ax_acc):
-        if epochs:
+    x_key = "epoch" if len(set(epochs)) == len(epochs) or "step" not in history[0] else "step"
+    losses, others = curve_keys(history)
+    for ax, keys in ((ax_loss, losses), (ax_metric, others)):
+        for key in keys:
+            points = [(r[x_key], r[key]) for r in history if isinstance(r.get(key), (int, float))]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=key)
+    ax_loss.set(xlabel=x_key, ylabel="loss", title="losses")
+    ax_metric.set(xlabel=x_key, ylabel="value", title="metrics")
+    for ax, keys in ((ax_loss, losses), (ax_metric, others)):
+        if x_key == "epoch" and epochs:
             ax.set_xticks(sorted(set(epochs)))
         ax.grid(alpha=0.3)
-        ax.legend()
+        if keys:
+            ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -78,30 +95,42 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
     return _save(fig, path)
 
 
-def plot_compare(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Best val top-1 against eval throughput, one point per block.
+def plot_tradeoff(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    *,
+    x: str,
+    y: str,
+    label: str,
+    y_std: str | None = None,
+    n_key: str | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    title: str = "",
+) -> Path:
+    """One point per row: ``y`` (a percentage) against ``x``, labelled by ``row[label]``.
 
-    Error bars: the std over seeds; with one seed, ±1 standard error of an accuracy measured on
-    ``val_images`` images (the least noise there is), so that the plot does not suggest a ranking.
+    Error bars: ``row[y_std]`` (the std over seeds) when every row has more than one seed; otherwise
+    ±1 standard error of a proportion measured on ``row[n_key]`` items (the least noise there is), so
+    that the plot does not suggest a ranking. Without ``n_key`` and seeds, no error bars.
     """
     fig = _figure(7, 5)
     ax = fig.subplots()
-    one_seed = any(row["seeds"] < 2 for row in rows)
+    one_seed = any(row.get("seeds", 1) < 2 for row in rows)
     for row in rows:
-        x, y = row["throughput"], row["best_top1_mean"]
-        if one_seed:
-            p = min(max(y / 100.0, 0.0), 1.0)
-            err = 100.0 * math.sqrt(p * (1.0 - p) / max(row["val_images"], 1))
+        px, py = row[x], row[y]
+        if not one_seed and y_std is not None:
+            err, bars = row.get(y_std) or 0.0, f"std over {rows[0]['seeds']} seeds"
+        elif n_key is not None:
+            err, bars = sampling_error(py, row.get(n_key, 0)), "±1 sampling s.e. (one seed)"
         else:
-            err = row["best_top1_std"] or 0.0
-        ax.errorbar([x], [y], yerr=[err], fmt="o", capsize=4, label=row["attention"])
-        ax.annotate(row["attention"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
-    bars = "±1 sampling s.e. (one seed)" if one_seed else f"std over {rows[0]['seeds']} seeds"
-    ax.set(
-        xlabel="eval throughput (images/s)",
-        ylabel=f"best val top-1 (%), error bars: {bars}",
-        title=title or "accuracy vs speed",
-    )
+            err, bars = 0.0, ""
+        ax.errorbar([px], [py], yerr=[err], fmt="o", capsize=4, label=row[label])
+        ax.annotate(str(row[label]), (px, py), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    ylabel = ylabel or y
+    if rows and bars:
+        ylabel += f", error bars: {bars}"
+    ax.set(xlabel=xlabel or x, ylabel=ylabel, title=title or f"{y} vs {x}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)

@@ -1,9 +1,8 @@
-"""The comparison report: the markdown table and the noise-aware verdicts of ``scsa compare``.
+"""Pieces of every task's comparison table: mean ± std over seeds and noise-aware verdicts.
 
 Si et al., "SCSA: Exploring the Synergistic Effects Between Spatial and Channel Attention",
-Neurocomputing 2025, https://arxiv.org/abs/2407.05128 — report each block's accuracy with its
-parameters, FLOPs and throughput; this module lays out such a table for our runs, and refuses to rank
-blocks whose differences are within the noise.
+Neurocomputing 2025, https://arxiv.org/abs/2407.05128 — compare attention blocks by one metric each
+(top-1, mAP, mIoU); these helpers refuse to rank blocks whose differences are within the noise.
 """
 
 from __future__ import annotations
@@ -13,27 +12,44 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["METRICS", "format_report", "format_table", "verdicts"]
-
-METRICS = ("best_top1", "final_top1", "best_top5", "final_top5")
+__all__ = ["format_mean_std", "markdown_table", "mean_std", "sampling_error", "verdicts"]
 
 
-def verdicts(rows: Sequence[Mapping[str, Any]], key: str = "best_top1") -> list[str]:
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample std (``None`` for a single value: the spread of one run is unknown)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def format_mean_std(mean: float, std: float | None, digits: int = 2) -> str:
+    """``"97.20 ± 0.30"``, or ``"97.20"`` without a std."""
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+
+
+def sampling_error(percent: float, n: int) -> float:
+    """One binomial standard error (percentage points) of a proportion of ``percent`` % measured on
+    ``n`` items: the least noise such a measurement has."""
+    p = min(max(percent / 100.0, 0.0), 1.0)
+    return 100.0 * math.sqrt(p * (1.0 - p) / max(int(n or 0), 1))
+
+
+def verdicts(
+    rows: Sequence[Mapping[str, Any]], key: str = "best_top1", n_key: str | None = "val_images"
+) -> list[str]:
     """``"best"``, ``"tie"`` or ``"-x.xx"`` per row: is the gap to the best larger than the noise?
 
-    A row's noise is its std over seeds, and at least the binomial standard error of an accuracy
-    measured on ``val_images`` images. A gap counts only when it exceeds twice the combined noise
-    of the two rows (about a 95% two-sided test for normal errors). With a single seed the spread
-    between seeds is unknown (and on small data it is larger than the sampling error), so no row is
+    Rows hold ``{key}_mean``, ``{key}_std`` and ``seeds``. A row's noise is its std over seeds, and at
+    least the binomial standard error of a percentage measured on ``row[n_key]`` items (``n_key=None``
+    for metrics that are not proportions, such as mAP). A gap counts only when it exceeds twice the
+    combined noise of the two rows (about a 95% two-sided test for normal errors). With a single seed
+    the spread between seeds is unknown (on small data larger than the sampling error), so no row is
     judged: every verdict is ``"n/a"``.
     """
     if any(row["seeds"] < 2 for row in rows):
         return ["n/a"] * len(rows)
 
     def noise(row: Mapping[str, Any]) -> float:
-        p = min(max(row[f"{key}_mean"] / 100.0, 0.0), 1.0)
-        se = 100.0 * math.sqrt(p * (1.0 - p) / max(row["val_images"], 1))
-        return max(row.get(f"{key}_std") or 0.0, se)
+        floor = sampling_error(row[f"{key}_mean"], row.get(n_key, 0)) if n_key is not None else 0.0
+        return max(row.get(f"{key}_std") or 0.0, floor)
 
     best = max(rows, key=lambda r: r[f"{key}_mean"])
     out = []
@@ -48,80 +64,8 @@ def verdicts(rows: Sequence[Mapping[str, Any]], key: str = "best_top1") -> list[
     return out
 
 
-def _fmt(row: Mapping[str, Any], name: str) -> str:
-    std = row[f"{name}_std"]
-    return f"{row[f'{name}_mean']:.2f}" + (f" ± {std:.2f}" if std is not None else "")
-
-
-def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The comparison as a markdown table (one row per attention)."""
-    base = next((r for r in rows if r["attention"] == "none"), None)
-    head = [
-        "attention",
-        "params (M)",
-        "Δparams (K)",
-        "MACs (M)",
-        "img/s",
-        "best top-1 (%)",
-        "final top-1 (%)",
-        "best top-5 (%)",
-        "final top-5 (%)",
-        "time (s)",
-        "vs best top-1",
-    ]
+def markdown_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table; the first column left-aligned, the others right-aligned (numbers)."""
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-    for row, verdict in zip(rows, verdicts(rows)):
-        delta = f"{(row['params'] - base['params']) / 1e3:+.1f}" if base else "-"
-        cells = [
-            row["attention"],
-            f"{row['params'] / 1e6:.3f}",
-            delta,
-            f"{row['macs'] / 1e6:.1f}",
-            f"{row['throughput']:.0f}",
-            *(_fmt(row, name) for name in METRICS),
-            f"{row['wall_time_s']:.0f}",
-            verdict,
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def format_report(
-    rows: Sequence[Mapping[str, Any]], setup: Mapping[str, Any], seeds: int, quick: bool
-) -> str:
-    """``compare.md``: the setup line, the table, and what the noise allows one to read from it."""
-    if seeds == 1:
-        noise = (
-            "One seed per block: the spread between seeds is unknown, so the table judges no block "
-            "(`vs best` is n/a). Do not rank blocks from it; rerun with `--seeds 3` (or more), ideally "
-            "with more data and epochs, to get mean ± std and tie/gap verdicts."
-        )
-    else:
-        noise = (
-            f"{seeds} seeds per block: accuracies are mean ± std over seeds. A block is a *tie* with the "
-            "best unless its gap is larger than twice the combined noise (std over seeds, at least the "
-            "validation sampling error)."
-        )
-    if quick:
-        noise = (
-            "`--quick` trains a few steps per block: a smoke run that shows every block trains, not how "
-            "well; blocks that start slower look worse here. " + noise
-        )
-    n = max(rows[0]["val_images"], 1)
-    p = min(max(statistics.fmean(r["best_top1_mean"] for r in rows) / 100.0, 0.0), 1.0)
-    se = 100.0 * math.sqrt(p * (1.0 - p) / n)
-    lines = [
-        f"# Attention comparison: {setup['model']} on {setup['data']}",
-        "",
-        ", ".join(f"{k}: {v}" for k, v in setup.items()),
-        "",
-        format_table(rows),
-        "",
-        f"**Noise.** {noise} Single runs on small data are noise: on {n} validation images the sampling "
-        f"error alone is ±{se:.1f} points (1 s.e. at {p:.0%} accuracy), and the spread between seeds adds to it.",
-        "",
-        "Params and MACs (multiply-accumulates per image) are exact. Throughput is eval images/s on "
-        f"{setup['device']} (batch {setup['throughput_batch']}) and depends on the machine and its load.",
-        "",
-    ]
+    lines += ["| " + " | ".join(str(c) for c in cells) + " |" for cells in rows]
     return "\n".join(lines)

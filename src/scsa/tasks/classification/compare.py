@@ -4,14 +4,14 @@ Si et al., "SCSA: Exploring the Synergistic Effects Between Spatial and Channel 
 Neurocomputing 2025, https://arxiv.org/abs/2407.05128 — Tables 2-4 train one backbone with each
 attention block and compare accuracy against parameters, FLOPs and throughput.
 
-For every attention and seed, :func:`scsa.engine.train` runs the same configuration; the complexity
+For every attention and seed, :func:`scsa.tasks.classification.train` runs the same configuration; the complexity
 report (:mod:`scsa.tools.profile`) measures the same model. Outputs in ``out_dir``: ``compare.md``,
 ``compare.csv``, ``compare.json`` and ``compare.png`` (rewritten after each block, so an interrupted
 comparison keeps what it finished), and one training run folder per block and seed.
 
 Small data is noisy: a block is only called better when its lead over the others is larger than the
 noise, estimated as the spread over seeds and at least the sampling error of the validation accuracy.
-Otherwise it is a tie (see :func:`scsa.engine.report.verdicts`).
+Otherwise it is a tie (see :func:`scsa.tasks.classification.report.verdicts`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from typing import Any
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from scsa.engine.data import MNIST5K
-from scsa.engine.io import write_csv, write_json, write_text
-from scsa.engine.plots import plot_compare
-from scsa.engine.recipes import get_recipe
-from scsa.engine.report import METRICS, format_report, verdicts
-from scsa.engine.train import TrainConfig, TrainResult, build_model, quiet_lightning, train
+from scsa.engine import quiet_lightning
+from scsa.engine.plots import plot_tradeoff
+from scsa.engine.report import mean_std
+from scsa.io import write_csv, write_json, write_text
+from scsa.tasks.classification.data import MNIST5K
+from scsa.tasks.classification.recipes import get_recipe
+from scsa.tasks.classification.report import METRICS, format_report, verdicts
+from scsa.tasks.classification.train import TrainConfig, TrainResult, build_model, train
 
 __all__ = [
     "CPU_MNIST5K",
@@ -46,7 +48,7 @@ DEFAULT_ATTENTIONS = ("none", "se", "cbam", "eca", "ca", "ema", "scsa")
 # mnist5k on a CPU: resnet18 trains at about 100 images/s at 16x16 on 2 cores (a quarter of that at
 # 32x32), so the default comparison of 7 blocks fits in 10 minutes only at 16x16, with 2 epochs of
 # 16 batches (1,024 of the 4,000 training digits, a new draw each epoch) and the full 1,000 val digits.
-# Runs this short need precise BatchNorm statistics before validation (see scsa.engine.precise_bn).
+# Runs this short need precise BatchNorm statistics before validation (see scsa.tasks.classification.precise_bn).
 CPU_MNIST5K: dict[str, Any] = {"image_size": 16, "epochs": 2, "limit_train_batches": 16, "precise_bn": 8}
 # --quick: what the README's first command runs; a smoke run of about 1-2 minutes on 2 CPU cores.
 QUICK: dict[str, Any] = {"epochs": 1, "limit_train_batches": 12, "limit_val_batches": 4, "precise_bn": 4}
@@ -128,14 +130,10 @@ def _profile(cfg: TrainConfig, num_classes: int, image_size: int, batch: int, de
     }
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
-
-
 def _aggregate(attention: str, runs: Sequence[TrainResult], prof: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"attention": attention, **prof, "seeds": len(runs)}
     for name in METRICS:
-        row[f"{name}_mean"], row[f"{name}_std"] = _mean_std([getattr(r, name) for r in runs])
+        row[f"{name}_mean"], row[f"{name}_std"] = mean_std([getattr(r, name) for r in runs])
     row["wall_time_s"] = statistics.fmean(r.wall_time_s for r in runs)
     row["val_images"] = int(runs[0].history[-1].get("val_images", 0))
     return row
@@ -209,4 +207,15 @@ def _write(out: Path, cfg: CompareConfig, setup: Mapping[str, Any], rows, runs, 
     write_json(out / "compare.json", {"setup": dict(setup), "rows": rows, "runs": runs})
     write_text(out / "compare.md", markdown)
     title = f"{cfg.model} on {Path(cfg.data).name}: best val top-1 vs eval throughput"
-    plot_compare(rows, out / "compare.png", title)
+    plot_tradeoff(
+        rows,
+        out / "compare.png",
+        x="throughput",
+        y="best_top1_mean",
+        label="attention",
+        y_std="best_top1_std",
+        n_key="val_images",
+        xlabel="eval throughput (images/s)",
+        ylabel="best val top-1 (%)",
+        title=title,
+    )

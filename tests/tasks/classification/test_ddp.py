@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scsa.engine import TrainConfig, train
+from scsa.tasks.classification import TrainConfig, train
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ same backbone on the same data; this module reads that data.
   stratified draw. Nothing is ever downloaded.
 
 Datasets take ``index`` or ``(index, seed)`` items: the seed drives the sample's augmentation (see
-:class:`scsa.engine.data.SeededSampler`).
+:class:`scsa.tasks.classification.data.SeededSampler`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from scsa.data import load_mnist5k
-from scsa.engine.transforms import ImageTransform
+from scsa.tasks.classification.transforms import ImageTransform
 
 __all__ = [
     "IMAGENET_MEAN",

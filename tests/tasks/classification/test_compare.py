@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from scsa.attention import list_attentions
 from scsa.cli import app
-from scsa.engine.compare import DEFAULT_ATTENTIONS, CompareConfig, compare
-from scsa.engine.report import format_report, format_table, verdicts
+from scsa.tasks.classification.compare import DEFAULT_ATTENTIONS, CompareConfig, compare
+from scsa.tasks.classification.report import format_report, format_table, verdicts
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

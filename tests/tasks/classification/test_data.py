@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from scsa.engine.data import (
+from scsa.tasks.classification.data import (
     BadImageError,
     ImageDataModule,
     ImageFolderData,
@@ -16,8 +16,8 @@ from scsa.engine.data import (
     load_mnist5k,
     scan_image_folder,
 )
-from scsa.engine.recipes import get_recipe
-from scsa.engine.transforms import ImageTransform
+from scsa.tasks.classification.recipes import get_recipe
+from scsa.tasks.classification.transforms import ImageTransform
 
 
 def test_mnist5k_split_is_fixed_stratified_and_disjoint():

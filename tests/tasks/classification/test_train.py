@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from scsa.cli import app
-from scsa.engine import TrainConfig, evaluate, load_checkpoint_model, train
+from scsa.tasks.classification import TrainConfig, evaluate, load_checkpoint_model, train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

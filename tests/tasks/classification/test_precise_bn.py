@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from scsa.engine.precise_bn import PreciseBN, recompute_bn_stats
+from scsa.tasks.classification.precise_bn import PreciseBN, recompute_bn_stats
 
 
 def _net() -> nn.Sequential:

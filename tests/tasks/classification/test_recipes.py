@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from scsa.engine.recipes import get_recipe, list_recipes, lr_factor
+from scsa.tasks.classification.recipes import get_recipe, list_recipes, lr_factor
 
 
 def test_recipes_listed():

@@ -1,6 +1,6 @@
 """Image transforms whose randomness comes from an explicit seed, one per sample and epoch.
 
-The train sampler hands every sample its own seed (see :class:`scsa.engine.data.SeededSampler`), so an
+The train sampler hands every sample its own seed (see :class:`scsa.tasks.classification.data.SeededSampler`), so an
 augmented batch depends only on (run seed, epoch, sample index): not on the number of data-loader
 workers, the number of processes, or whether the run was resumed from a checkpoint. The geometric ops
 are torchvision's functional ones; only their random parameters are drawn here, from a

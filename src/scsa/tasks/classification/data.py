@@ -2,7 +2,7 @@
 
 Si et al., "SCSA: Exploring the Synergistic Effects Between Spatial and Channel Attention",
 Neurocomputing 2025, https://arxiv.org/abs/2407.05128 — compares attention blocks by training the
-same backbone on the same data (:mod:`scsa.engine.datasets`) in the same order.
+same backbone on the same data (:mod:`scsa.tasks.classification.datasets`) in the same order.
 
 Batches are drawn by our own samplers (Lightning's distributed sampler is turned off): the train order
 and every sample's augmentation seed depend only on the run seed and the epoch, and each process takes
@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from scsa.engine.datasets import (
+from scsa.tasks.classification.datasets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     MNIST5K,
@@ -34,8 +34,8 @@ from scsa.engine.datasets import (
     load_mnist5k,
     scan_image_folder,
 )
-from scsa.engine.recipes import Recipe
-from scsa.engine.transforms import ImageTransform
+from scsa.tasks.classification.recipes import Recipe
+from scsa.tasks.classification.transforms import ImageTransform
 
 __all__ = [
     "MNIST5K",

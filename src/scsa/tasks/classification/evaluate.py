@@ -4,7 +4,7 @@ Si et al., "SCSA: Exploring the Synergistic Effects Between Spatial and Channel 
 Neurocomputing 2025, https://arxiv.org/abs/2407.05128 — report top-1 and top-5 on the validation set.
 
 The checkpoint is loaded with ``weights_only=True`` (no code runs from the file). The model is rebuilt
-from the spec that :func:`scsa.engine.train` stored in it, and the images get the preprocessing of
+from the spec that :func:`scsa.tasks.classification.train` stored in it, and the images get the preprocessing of
 the training run (size, resize, mean/std), so the command line needs only the checkpoint and the data.
 """
 
@@ -21,8 +21,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from scsa.engine.data import default_workers
-from scsa.engine.datasets import (
+from scsa.engine.plots import plot_confusion
+from scsa.io import write_json
+from scsa.tasks.classification.data import default_workers
+from scsa.tasks.classification.datasets import (
     MNIST5K,
     ImageFolderData,
     TensorImages,
@@ -30,11 +32,9 @@ from scsa.engine.datasets import (
     load_mnist5k,
     scan_image_folder,
 )
-from scsa.engine.io import write_json
-from scsa.engine.module import CKPT_KEY, ImageClassifier
-from scsa.engine.plots import plot_confusion
-from scsa.engine.recipes import Recipe
-from scsa.engine.transforms import ImageTransform
+from scsa.tasks.classification.module import CKPT_KEY, ImageClassifier
+from scsa.tasks.classification.recipes import Recipe
+from scsa.tasks.classification.transforms import ImageTransform
 
 __all__ = ["EvalResult", "evaluate", "load_checkpoint_model"]
 
@@ -56,7 +56,7 @@ class EvalResult:
 
 
 def load_checkpoint_model(checkpoint: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The model of a :func:`scsa.engine.train` checkpoint with its weights, and the run's stored info."""
+    """The model of a :func:`scsa.tasks.classification.train` checkpoint with its weights, and the run's stored info."""
     path = Path(checkpoint)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")

@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from scsa.cli import app
-from scsa.engine import BadImageError, TrainConfig, train
+from scsa.tasks.classification import BadImageError, TrainConfig, train
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ class Recipe:
     resize_size: int | None = None  # eval: resize the short side to this, then center-crop image_size
     augment: str = "rrc-flip"
     crop_padding: float = 0.125  # crop-flip: zero padding before the random crop, as a fraction of the size
-    precision: str = "16-mixed"  # on a CPU, 32 is used instead (see scsa.engine.train)
+    precision: str = "16-mixed"  # on a CPU, 32 is used instead (see scsa.tasks.classification.train)
     mean: tuple[float, ...] | None = None  # None: the dataset's own (ImageNet stats for folders)
     std: tuple[float, ...] | None = None
 

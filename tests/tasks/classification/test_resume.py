@@ -8,8 +8,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from scsa.engine import TrainConfig, train
-from scsa.engine.io import AtomicCheckpointIO, write_json
+from scsa.engine.io import AtomicCheckpointIO
+from scsa.io import write_json
+from scsa.tasks.classification import TrainConfig, train
 
 
 class StopAfterEpoch(Callback):
