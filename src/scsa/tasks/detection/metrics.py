@@ -1,0 +1,136 @@
+"""COCO detection metrics through the reference implementation, and COCO results files.
+
+:class:`DetectionMetrics` wraps torchmetrics' ``MeanAveragePrecision`` with the pycocotools backend (which
+runs pycocotools' ``COCOeval``), for boxes and, for Mask R-CNN, masks. :func:`coco_results` writes the
+predictions in COCO's results format with the dataset's own category ids, so ``COCOeval`` on that file
+and the dataset's annotations gives the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["METRIC_KEYS", "DetectionMetrics", "coco_results"]
+
+# the keys of every recorded row and of summary.json's best/final (fractions in [0, 1]); "segm_" + key for masks
+METRIC_KEYS = (
+    "map",
+    "map_50",
+    "map_75",
+    "map_small",
+    "map_medium",
+    "map_large",
+    "mar_1",
+    "mar_10",
+    "mar_100",
+)
+
+
+def _plain_masks(masks: torch.Tensor) -> torch.Tensor:
+    """Model masks (N, 1, H, W) probabilities or dataset masks (N, H, W) as bool (N, H, W)."""
+    if masks.ndim == 4:
+        masks = masks[:, 0]
+    return masks > 0.5 if masks.is_floating_point() else masks.bool()
+
+
+def coco_results(
+    preds: Sequence[Mapping[str, torch.Tensor]], image_ids: Sequence[int], label_to_cat_id: Mapping[int, int]
+) -> list[dict[str, Any]]:
+    """Detections in COCO results format: ``[{image_id, category_id, bbox [x, y, w, h], score}]`` (plus
+    a compressed-RLE ``segmentation`` where the predictions have masks)."""
+    out: list[dict[str, Any]] = []
+    for pred, image_id in zip(preds, image_ids):
+        boxes = pred["boxes"].detach().float().cpu()
+        scores = pred["scores"].detach().float().cpu().tolist()
+        labels = pred["labels"].detach().cpu().tolist()
+        rles = None
+        if "masks" in pred:
+            from pycocotools import mask as mask_utils
+
+            m = _plain_masks(pred["masks"].detach().cpu()).numpy().astype(np.uint8)
+            rles = mask_utils.encode(np.asfortranarray(m.transpose(1, 2, 0))) if len(m) else []
+        for i, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+            item: dict[str, Any] = {
+                "image_id": int(image_id),
+                "category_id": int(label_to_cat_id[int(labels[i])]),
+                "bbox": [round(x0, 3), round(y0, 3), round(x1 - x0, 3), round(y1 - y0, 3)],
+                "score": round(float(scores[i]), 5),
+            }
+            if rles is not None:
+                item["segmentation"] = {
+                    "size": list(rles[i]["size"]),
+                    "counts": rles[i]["counts"].decode("ascii"),
+                }
+            out.append(item)
+    return out
+
+
+class DetectionMetrics:
+    """COCO mAP/AP50/AP75/APs/m/l and AR@1/10/100 (bbox, and segm with ``masks=True``) plus per-class AP.
+
+    Feed it the model's outputs and the dataset's targets (``boxes`` XYXY, ``labels``, optional ``iscrowd``,
+    ``area`` and ``masks``); ``compute()`` returns plain floats keyed as :data:`METRIC_KEYS` (``segm_`` in
+    front for masks) and ``per_class`` (class name -> bbox AP; -1 where the class has no ground truth).
+    Objects flagged ``iscrowd`` are "ignore" regions, as in ``COCOeval``.
+    """
+
+    def __init__(self, masks: bool = False, classes: Sequence[str] | None = None, sync: bool = True) -> None:
+        from torchmetrics.detection import MeanAveragePrecision
+
+        self.masks = masks
+        self.classes = list(classes) if classes is not None else None
+        self.metric = MeanAveragePrecision(
+            box_format="xyxy",
+            iou_type=("bbox", "segm") if masks else "bbox",
+            backend="pycocotools",
+            class_metrics=True,
+            sync_on_compute=sync,
+        )
+
+    def to(self, device: torch.device | str) -> DetectionMetrics:
+        self.metric = self.metric.to(device)
+        return self
+
+    def update(
+        self, preds: Sequence[Mapping[str, torch.Tensor]], targets: Sequence[Mapping[str, Any]]
+    ) -> None:
+        p, t = [], []
+        for pred, target in zip(preds, targets):
+            item = {
+                "boxes": pred["boxes"].detach(),
+                "scores": pred["scores"].detach(),
+                "labels": pred["labels"],
+            }
+            gt = {"boxes": torch.as_tensor(target["boxes"]).detach(), "labels": target["labels"]}
+            for key in ("iscrowd", "area"):
+                if key in target:
+                    gt[key] = target[key]
+            if self.masks:
+                item["masks"] = _plain_masks(pred["masks"].detach())
+                gt["masks"] = _plain_masks(torch.as_tensor(target["masks"]))
+            p.append(item)
+            t.append(gt)
+        self.metric.update(p, t)
+
+    def reset(self) -> None:
+        self.metric.reset()
+
+    def compute(self) -> dict[str, Any]:
+        raw = self.metric.compute()
+        out: dict[str, Any] = {}
+        for prefix, name in (("", "bbox"), ("segm_", "segm")) if self.masks else (("", ""),):
+            for key in METRIC_KEYS:
+                value = raw[f"{name}_{key}" if name else key]
+                out[prefix + key] = float(value)
+        per_class = raw["bbox_map_per_class" if self.masks else "map_per_class"].flatten().tolist()
+        labels = raw["classes"].flatten().tolist()
+        names = self.classes
+        out["per_class"] = {
+            (names[int(c) - 1] if names and 1 <= int(c) <= len(names) else str(int(c))): float(v)
+            for c, v in zip(labels, per_class)
+        }
+        return out
