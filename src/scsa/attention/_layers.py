@@ -146,9 +146,51 @@ def fit_groups(name: str, value: object, paper: int, divides: int, rule: str) ->
     return value  # type: ignore[return-value]
 
 
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype of the small gate path: float32 for half inputs, else the input's own.
+
+    Under ``torch.fx`` symbolic tracing, one leaf call in the graph (the dtype is not known there)."""
+    if not torch.jit.is_scripting():  # noqa: SIM102  (TorchScript skips only this if's body)
+        if isinstance(x, torch.fx.Proxy):
+            return x.tracer.create_proxy("call_function", compute_dtype, (x,), {})  # type: ignore[return-value]
+    if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
+        return torch.float32
+    return x.dtype
+
+
+def size_at_least(n: int, minimum: int) -> int:
+    """``max(n, minimum)`` of a size that stays a graph value under capture: a leaf call under
+    ``torch.fx`` symbolic tracing, ``torch.clamp`` of the 0-dim size tensor under ``torch.jit.trace``
+    (a Python ``max`` would freeze the example's size into the trace)."""
+    if not torch.jit.is_scripting():
+        if isinstance(n, torch.fx.Proxy):
+            return n.tracer.create_proxy("call_function", size_at_least, (n, minimum), {})  # type: ignore[return-value]
+        if isinstance(n, torch.Tensor):
+            return torch.clamp(n, min=minimum)  # type: ignore[return-value]
+    return max(n, minimum)
+
+
 def check_input(x: torch.Tensor, channels: int, block: str) -> None:
-    """Fail with a readable message on a wrong input shape (string concatenation keeps it scriptable)."""
+    """Fail with a readable message on a wrong input shape (string concatenation keeps it scriptable).
+
+    Under ``torch.fx`` symbolic tracing the check becomes one leaf call in the graph (a branch on a
+    proxy cannot be traced), so a traced module still raises the same ValueError on a wrong input.
+    """
+    if not torch.jit.is_scripting():  # noqa: SIM102  (TorchScript skips only this if's body)
+        if isinstance(x, torch.fx.Proxy):
+            x.tracer.create_proxy("call_function", _check_input_call, (x, channels, block), {})
+            return
+    _check_input(x, channels, block)
+
+
+def _check_input(x: torch.Tensor, channels: int, block: str) -> None:
     if x.dim() != 4 or x.shape[1] != channels:
         raise ValueError(
             block + " expects input of shape (B, " + str(channels) + ", H, W), got " + str(list(x.shape))
         )
+
+
+@torch.fx.node.has_side_effect  # kept by dead-code elimination (create_feature_extractor runs one)
+def _check_input_call(x: torch.Tensor, channels: int, block: str) -> None:
+    """:func:`check_input` as the FX graph calls it."""
+    _check_input(x, channels, block)

@@ -9,17 +9,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CONV_NAMES", "compute_dtype", "dw_conv", "group_norm", "shrink_window"]
+from scsa.attention._layers import compute_dtype
+
+__all__ = ["CONV_NAMES", "compute_dtype", "dw_conv1d", "dw_conv1x1", "group_norm", "shrink_window"]
 
 # SMSA's four depth-wise convolutions, by their released parameter names, small kernel to large
 CONV_NAMES = ("local_dwc", "global_dwc_s", "global_dwc_m", "global_dwc_l")
-
-
-def compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype of the small gate path: float32 for half inputs, else the input's own."""
-    if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
-        return torch.float32
-    return x.dtype
 
 
 def group_norm(
@@ -39,17 +34,32 @@ def group_norm(
 
 
 def shrink_window(window: int, size: int) -> int:
-    """``min(window, size)``, kept symbolic under ``torch.export`` so the spatial size stays dynamic."""
-    if torch.jit.is_scripting() or torch.jit.is_tracing():
-        return min(window, size)  # tracing records sizes as constants anyway
+    """``min(window, size)``, kept symbolic wherever sizes are: a graph captured at one size then
+    serves every size (a map smaller than the window pools with the window shrunk to the map).
+
+    * ``torch.export`` / ``torch.compile``: sizes are SymInts, hence ``torch.sym_min``.
+    * ``torch.jit.trace`` and the legacy (TorchScript) ONNX export: sizes read from a traced tensor
+      are 0-dim tensors; ``torch.clamp`` records the shrink as a graph op (a Python ``min`` would
+      freeze it at the example size and give other numbers at other sizes).
+    """
+    if torch.jit.is_scripting():
+        return min(window, size)
+    if isinstance(size, torch.fx.Proxy):  # FX symbolic tracing: one leaf call, evaluated when run
+        return size.tracer.create_proxy("call_function", shrink_window, (window, size), {})  # type: ignore[return-value]
+    if isinstance(size, torch.Tensor):  # traced
+        return torch.clamp(size, max=window)  # type: ignore[return-value]
     if isinstance(size, torch.SymInt):
         return torch.sym_min(window, size)
     return min(window, size)  # torch.compile of torch 2.11 fails on sym_min of two ints
 
 
-def dw_conv(t: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Depth-wise 'same' convolution (Conv1d, or 1×1 Conv2d) with parameters cast to ``t``'s dtype."""
+def dw_conv1d(t: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Depth-wise 'same' Conv1d of (b, c, l) with parameters cast to ``t``'s dtype."""
     b = bias.to(t.dtype) if bias is not None else None
-    if t.dim() == 3:
-        return F.conv1d(t, weight.to(t.dtype), b, padding=weight.shape[-1] // 2, groups=weight.shape[0])
+    return F.conv1d(t, weight.to(t.dtype), b, padding=weight.shape[-1] // 2, groups=weight.shape[0])
+
+
+def dw_conv1x1(t: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Depth-wise 1×1 Conv2d of (b, c, h, w) with parameters cast to ``t``'s dtype."""
+    b = bias.to(t.dtype) if bias is not None else None
     return F.conv2d(t, weight.to(t.dtype), b, groups=weight.shape[0])

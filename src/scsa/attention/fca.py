@@ -122,7 +122,9 @@ class FCA(nn.Module):
         check_input(x, self.channels, "FCA")
         b, c, h, w = x.shape
         y = x
-        if h != self.dct_h or w != self.dct_w:
+        # under capture (FX proxies, traced size tensors) always pool: at the filter's own size the
+        # adaptive pooling is the identity, exactly, and a branch would freeze the example's size
+        if not (isinstance(h, int) and isinstance(w, int) and h == self.dct_h and w == self.dct_w):
             y = F.adaptive_avg_pool2d(x, (self.dct_h, self.dct_w))
         y = (y * self.dct_filter).sum((2, 3))  # multi-spectral squeeze: (b, c)
         g = torch.sigmoid(self.fc2(self.act(self.fc1(y))))  # (b, c)

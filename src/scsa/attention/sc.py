@@ -43,6 +43,7 @@ from scsa.attention._layers import (
     check_int,
     check_odd,
     check_open_unit,
+    compute_dtype,
     fit_groups,
 )
 
@@ -122,7 +123,7 @@ class SCConv(nn.Module):
         """Spatial reconstruction unit: separate by the GroupNorm's γ, then cross-reconstruct."""
         # γ / Σγ is about 1 / C, so every weight sits within a few 1e-3 of the 0.5 threshold; in half
         # precision the gate decisions would be mostly rounding noise, hence float32 for them.
-        dtype = torch.float32 if x.dtype == torch.float16 or x.dtype == torch.bfloat16 else x.dtype
+        dtype = compute_dtype(x)
         gamma = self.gn.weight.to(dtype)
         beta = self.gn.bias.to(dtype)
         w_gamma = (gamma / gamma.sum()).view(1, -1, 1, 1)  # W_γ = γ_i / Σ_j γ_j

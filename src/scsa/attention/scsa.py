@@ -33,7 +33,14 @@ from torch import nn
 
 from scsa.attention import _scsa_fast
 from scsa.attention._layers import check_input
-from scsa.attention._scsa_ops import CONV_NAMES, compute_dtype, dw_conv, group_norm, shrink_window
+from scsa.attention._scsa_ops import (
+    CONV_NAMES,
+    compute_dtype,
+    dw_conv1d,
+    dw_conv1x1,
+    group_norm,
+    shrink_window,
+)
 
 __all__ = ["PCSA", "SCSA", "SMSA"]
 
@@ -115,10 +122,10 @@ class _SMSAMixin(nn.Module):
         t0, t1, t2, t3 = torch.split(t, self.group_chans, dim=1)
         a = torch.cat(
             (
-                dw_conv(t0, self.local_dwc.weight, self.local_dwc.bias),
-                dw_conv(t1, self.global_dwc_s.weight, self.global_dwc_s.bias),
-                dw_conv(t2, self.global_dwc_m.weight, self.global_dwc_m.bias),
-                dw_conv(t3, self.global_dwc_l.weight, self.global_dwc_l.bias),
+                dw_conv1d(t0, self.local_dwc.weight, self.local_dwc.bias),
+                dw_conv1d(t1, self.global_dwc_s.weight, self.global_dwc_s.bias),
+                dw_conv1d(t2, self.global_dwc_m.weight, self.global_dwc_m.bias),
+                dw_conv1d(t3, self.global_dwc_l.weight, self.global_dwc_l.bias),
             ),
             dim=1,
         )
@@ -204,11 +211,11 @@ class _PCSAMixin(nn.Module):
         y = self.down_sample(x).to(dtype)  # (b, c, h', w')
         y = group_norm(y, 1, self.norm.weight, self.norm.bias, self.norm.eps, dtype)
         n = y.shape[2] * y.shape[3]
-        q = dw_conv(y, self.q.weight, self.q.bias).reshape(
+        q = dw_conv1x1(y, self.q.weight, self.q.bias).reshape(
             b, self.head_num, self.head_dim, n
         )  # (b, heads, c/heads, n)
-        k = dw_conv(y, self.k.weight, self.k.bias).reshape(b, self.head_num, self.head_dim, n)
-        v = dw_conv(y, self.v.weight, self.v.bias).reshape(b, self.head_num, self.head_dim, n)
+        k = dw_conv1x1(y, self.k.weight, self.k.bias).reshape(b, self.head_num, self.head_dim, n)
+        v = dw_conv1x1(y, self.v.weight, self.v.bias).reshape(b, self.head_num, self.head_dim, n)
         attn = (q @ k.transpose(-2, -1)) * self.scaler  # (b, heads, c/heads, c/heads)
         # softmax in at least float32: under autocast the product above comes out in half precision
         attn = attn.to(torch.promote_types(attn.dtype, torch.float32)).softmax(dim=-1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scsa.attention._layers import check_input, check_int, check_positive
+from scsa.attention._layers import check_input, check_int, check_positive, size_at_least
 
 __all__ = ["SimAM"]
 
@@ -47,7 +47,9 @@ class SimAM(nn.Module):
         if self.channels > 0:
             check_input(x, self.channels, "SimAM")
         h, w = x.shape[2], x.shape[3]
-        n = max(h * w - 1, 1)  # the paper's n = H·W − 1, clamped so that a 1×1 map does not divide by 0
+        n = size_at_least(
+            h * w - 1, 1
+        )  # the paper's n = H·W − 1, clamped so that a 1×1 map does not divide by 0
         d = (x - x.mean(dim=(2, 3), keepdim=True)).pow(2)  # (x - μ)²: (b, c, h, w)
         var = d.sum(dim=(2, 3), keepdim=True) / n  # σ²: (b, c, 1, 1)
         e_inv = d / (4 * (var + self.e_lambda)) + 0.5  # 1 / e*
