@@ -52,6 +52,7 @@ import importlib.util
 import inspect
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -73,6 +74,15 @@ def configure_offline(config_dir: str | os.PathLike | None = None) -> Path:
     folder = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(default))).expanduser() / "Ultralytics"
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    utils = sys.modules.get("ultralytics.utils")
+    if utils is not None:  # imported before us: its settings folder is fixed already, and so is ONLINE
+        folder = Path(utils.USER_CONFIG_DIR)
+        if getattr(utils, "ONLINE", False):
+            warnings.warn(
+                "ultralytics was imported before scsa.integrations.ultralytics and found the network: "
+                "set YOLO_OFFLINE=1 before importing it to keep it offline",
+                stacklevel=2,
+            )
     folder.mkdir(parents=True, exist_ok=True)  # ultralytics' USER_CONFIG_DIR: settings.json and fonts
     spec = importlib.util.find_spec("matplotlib")
     if spec is not None and spec.origin:
@@ -534,6 +544,8 @@ def model_yaml(name: str) -> Path:
     import re
 
     stem = Path(name).name.removesuffix(".yaml")
+    if (CFG_DIR / f"{stem}.yaml").is_file():
+        return CFG_DIR / f"{stem}.yaml"
     unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", stem)
     if not (CFG_DIR / f"{unified}.yaml").is_file():
         known = ", ".join(p.stem for p in list_model_yamls())
