@@ -29,7 +29,9 @@ METRICS = {
     "precision": "metrics/precision(B)",
     "recall": "metrics/recall(B)",
 }
-QUICK = {"model": "yolo11n", "imgsz": 64, "epochs": 3, "batch": 16, "n_train": 160, "n_val": 40, "workers": 0}
+QUICK = {"model": "yolo11n", "imgsz": 64, "epochs": 5, "batch": 16, "n_train": 200, "n_val": 50, "workers": 0}
+# with 5 epochs, ultralytics' 3 warm-up epochs and mosaic (4 images in one 64 px tile) leave nothing to learn
+QUICK_ARGS = {"mosaic": 0.0, "warmup_epochs": 1.0}
 
 
 def _shared(**extra: Any) -> dict[str, Any]:
@@ -53,7 +55,13 @@ def _shared(**extra: Any) -> dict[str, Any]:
         "device": o("cpu", help="cpu, 0, 0,1, ...", rich_help_panel=_TRAIN),
         "workers": o(0, min=0, help="Data loader workers.", rich_help_panel=_TRAIN),
         "plots": o(False, "--plots/--no-plots", help="ultralytics' plots.", rich_help_panel=_TRAIN),
-        "quick": o(False, "--quick", help=f"Small settings: {QUICK}.", rich_help_panel=_TRAIN),
+        "quick": o(False, "--quick", help=f"Small settings: {QUICK}, {QUICK_ARGS}.", rich_help_panel=_TRAIN),
+        "arg": o(
+            [],
+            "--arg",
+            help="Any ultralytics train argument, key=value (repeatable).",
+            rich_help_panel=_TRAIN,
+        ),
         **extra,
     }
 
@@ -65,10 +73,20 @@ def _given(ctx: typer.Context) -> set[str]:
 
 
 def _apply_quick(ctx: typer.Context) -> dict[str, Any]:
+    import yaml
+
     values = dict(ctx.params)
+    extra: dict[str, Any] = {}
     if values.get("quick"):
         given = _given(ctx)
         values.update({k: v for k, v in QUICK.items() if k not in given})
+        extra.update(QUICK_ARGS)
+    for item in values.pop("arg", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--arg {item!r}: expected key=value, e.g. --arg mosaic=0")
+        extra[key.strip()] = yaml.safe_load(value)
+    values["extra"] = extra
     return values
 
 
@@ -110,6 +128,7 @@ def _train_one(
             exist_ok=True,
             verbose=False,
             pretrained=o["weights"] is not None,
+            **o["extra"],
         )
     )
     wall = time.perf_counter() - t0
@@ -148,6 +167,7 @@ def train(
     workers: int = _S["workers"],
     plots: bool = _S["plots"],
     quick: bool = _S["quick"],
+    arg: list[str] = _S["arg"],
 ) -> None:
     """Train one model offline (ultralytics' trainer); prints its metrics and best.pt."""
     try:
@@ -236,6 +256,7 @@ def compare(
     workers: int = _S["workers"],
     plots: bool = _S["plots"],
     quick: bool = _S["quick"],
+    arg: list[str] = _S["arg"],
 ) -> None:
     """Train the unmodified model and each variant with the same settings and seeds; table + plot."""
     try:
@@ -332,7 +353,7 @@ def write_tables(
         lines.append("| " + " | ".join(cells) + " |")
     note = (
         f"{o['model']}, {o['epochs']} epochs, imgsz {o['imgsz']}, batch {o['batch']}, data {o['data']}, "
-        f"seeds {seeds}; GFLOPs at imgsz {o['imgsz']} (torch's FLOP counter), FPS: batch 1 on {o['device']}."
+        f"seeds {seeds}{', ' + str(o['extra']) if o['extra'] else ''}; GFLOPs at imgsz {o['imgsz']} (torch's FLOP counter), FPS: batch 1 on {o['device']}."
     )
     if len(seeds) < 2:
         note += " One seed: differences are not ranked (rerun with --seeds 0,1,2 for mean ± std)."
