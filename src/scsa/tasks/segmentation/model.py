@@ -210,7 +210,8 @@ def build_segmenter(
             kwargs["decoder_channels" if key != "pspnet" else "psp_out_channels"] = decoder_channels
         elif key == "fpn":
             kwargs["decoder_pyramid_channels"] = decoder_channels
-            kwargs["decoder_segmentation_channels"] = max(decoder_channels // 2, 16)
+            # smp normalises these with GroupNorm(32): a multiple of 32
+            kwargs["decoder_segmentation_channels"] = max(32, decoder_channels // 64 * 32)
         else:
             raise ValueError(
                 f"decoder_channels is not a single number for {decoder!r}; pass its own smp arguments"
@@ -243,13 +244,12 @@ def build_segmenter(
         in_channels=in_channels,
         decoder_kwargs=dict(decoder_kwargs),
     )
-    segmenter = Segmenter(model, aux, spec)
     if backbone_weights is not None:
         spec["backbone_weights"] = os.fspath(backbone_weights)
         spec["backbone_weights_report"] = _load_backbone_weights(
             model.encoder, backbone, spec["attention"], backbone_weights
         )
-    return segmenter
+    return Segmenter(model, aux, spec)
 
 
 def segmenter_from_spec(spec: dict) -> Segmenter:

@@ -7,7 +7,7 @@
   iterations, test at (2048, 512) keeping the ratio, whole image; auxiliary FCN head weight 0.4.
 * ``small``: the same pipeline scaled to ``mnistseg`` on a CPU: 64 px canvases, rescale 0.75-1.5,
   crop 64, the same SGD with lr 0.05 and a 30-iteration warm-up (encoder and decoder start from
-  scratch), 600 iterations of batch 16 validated every 100.
+  scratch), 500 iterations of batch 16 validated every 100.
 
 The learning rate scales linearly with the global batch (``batch_size`` × accumulation) against the
 recipe's ``base_batch``. An "epoch" of the run is ``val_interval`` iterations, so the engine's
@@ -68,7 +68,7 @@ _RECIPES = {
         weight_decay=1e-4,
         min_lr=1e-4,
         warmup_iters=30,
-        iterations=600,
+        iterations=500,
         val_interval=100,
         batch_size=16,
         crop_size=(64, 64),

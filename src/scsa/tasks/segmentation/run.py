@@ -45,6 +45,7 @@ def train(
     resume: str | None = None,
     recipe_overrides: dict[str, Any] | None = None,
     title: str = "",
+    callbacks: tuple = (),
 ):
     """Train a segmenter; returns the engine's ``RunResult`` (``result.best["miou"]``...).
 
@@ -123,6 +124,7 @@ def train(
         title=title or f"{decoder} {attention}_{backbone} on {Path(str(data)).name}",
         summary_extra=extra,
         task="segment",
+        callbacks=callbacks,
     )
 
 
