@@ -57,8 +57,9 @@ def coco_results(
             item: dict[str, Any] = {
                 "image_id": int(image_id),
                 "category_id": int(label_to_cat_id[int(labels[i])]),
-                "bbox": [round(x0, 3), round(y0, 3), round(x1 - x0, 3), round(y1 - y0, 3)],
-                "score": round(float(scores[i]), 5),
+                # unrounded: a rounded score or box can reorder ties or cross an IoU threshold
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "score": float(scores[i]),
             }
             if rles is not None:
                 item["segmentation"] = {
@@ -89,6 +90,10 @@ class DetectionMetrics:
             backend="pycocotools",
             class_metrics=True,
             sync_on_compute=sync,
+            # COCOeval's own thresholds (float64): torchmetrics' defaults come from a float32 linspace, and a
+            # recall of exactly 0.58 then falls on the other side of its threshold 0.5799999833
+            iou_thresholds=np.linspace(0.5, 0.95, 10).tolist(),
+            rec_thresholds=np.linspace(0.0, 1.0, 101).tolist(),
         )
 
     def to(self, device: torch.device | str) -> DetectionMetrics:

@@ -134,7 +134,7 @@ def train_detector(
         module.optim["milestones"] = (
             [max(round(options.max_epochs * 0.8), 1)] if options.max_epochs > 1 else []
         )
-    run_config = {**config.to_dict(), "recipe_values": r.to_dict(), "lr": lr}
+    run_config = {**config.to_dict(), "recipe_values": r.to_dict(), "lr_effective": lr}
     result = fit(
         module,
         dm,
