@@ -162,8 +162,12 @@ def test_in_chans_and_head_api() -> None:
         assert model(x).shape == (2, 3) and model.num_classes == 3
         model.reset_classifier(0)
         assert model(x).shape == (2, model.num_features)
-        with pytest.raises(ValueError, match="global_pool"):
-            model.reset_classifier(3, global_pool="max")
+        model.reset_classifier(3, global_pool="max")
+        assert torch.equal(model.forward_head(feats, pre_logits=True), feats.amax((2, 3)))
+        with pytest.raises(ValueError, match="global_pool must be one of"):
+            model.reset_classifier(3, global_pool="median")
+        with pytest.raises(ValueError, match="needs num_classes=0"):
+            model.reset_classifier(3, global_pool="")
     assert create_model("resnet18", num_classes=0).eval()(torch.randn(1, 3, 32, 32)).shape == (1, 512)
 
 
@@ -215,15 +219,17 @@ def test_mobilenet_mid_is_after_the_depthwise_relu6() -> None:
     hidden = [b.conv[-3][0].out_channels for b in model.blocks()]
     assert [p.channels for p in found] == hidden
     assert all(p.seen[0].min() >= 0 and p.seen[0].max() <= 6 for p in found)  # ReLU6 output
-    assert all(b.attn_path.endswith(".3") for b in model.blocks())
+    # each block's attention is its child `attn`, after the depth-wise stage
+    assert all(b.attention() is b.attn and isinstance(b.attn, Probe) and b.attn_path == "attn" for b in model.blocks())
     post = create_model("mobilenet_v2", attention=Probe, num_classes=10, attention_position="post")
     assert [p.channels for p in probes(post)] == [b.out_channels for b in post.blocks()]
 
 
 def test_none_adds_nothing() -> None:
     plain = create_model("mobilenet_v2")
-    assert all(b.attention() is None for b in plain.blocks())
+    assert all(b.attention() is None and b.attn_path is None for b in plain.blocks())
     assert all(len(b.conv[-3]) == 3 for b in plain.blocks())
+    assert not any(".attn." in k for k in plain.state_dict())
     resnet = create_model("resnet18")
     assert not any(".attn." in k for k in resnet.state_dict())
 

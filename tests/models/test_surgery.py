@@ -139,8 +139,8 @@ def test_our_plain_models_take_the_attention() -> None:
     assert torch.equal(ours(x), plain(x))
     mobile = create_model("mobilenet_v2", num_classes=10)
     insert_attention(mobile, "scsa", position="post")
-    assert mobile.blocks()[0].attn_path == "conv.3" and type(mobile.blocks()[0].attention()) is scsa.SCSA
-    with pytest.raises(ValueError, match=r"features.1.conv.3 already holds SCSA"):
+    assert mobile.blocks()[0].attn_path == "attn" and type(mobile.blocks()[0].attention()) is scsa.SCSA
+    with pytest.raises(ValueError, match=r"features.1.attn already holds SCSA"):
         insert_attention(mobile, "se")
 
 

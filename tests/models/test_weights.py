@@ -184,12 +184,13 @@ def to_mmpretrain_mobilenet(state: dict) -> dict:
         stage, block = _MM_NAMES[n]
         prefix = f"backbone.layer{stage}.{block}."
         expand = stage > 1  # the first stage has expansion 1: no 1x1 expand conv
+        if rest.startswith("attn."):
+            out[prefix + rest] = v
+            continue
         i, j, tail = re.match(r"conv\.(\d+)\.(?:(\d+)\.)?(.*)", rest).groups()
         i = int(i)
         proj = 2 if expand else 1
-        if j == "3":
-            out[prefix + "attn." + tail] = v
-        elif i < proj:
+        if i < proj:
             out[prefix + f"conv.{i}.{'conv' if j == '0' else 'bn'}.{tail}"] = v
         else:  # projection conv (index proj) and its BN (index proj + 1)
             out[prefix + f"conv.{proj}.{'conv' if i == proj else 'bn'}.{tail}"] = v

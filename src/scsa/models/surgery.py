@@ -9,13 +9,14 @@ Supported, modified in place (no forward hooks: the blocks go where the forward 
   replaced by scsa's block built from the very same conv/BN modules; state-dict keys stay and gain
   ``layerX.Y.attn.*``, exactly the keys of :func:`scsa.models.create_model`'s ResNets.
 * torchvision ``MobileNetV2``: the block is appended to the depth-wise ``Conv2dNormActivation``
-  (``features.N.conv.K.3``, "mid") or to the end of ``conv`` ("post").
+  (``features.N.conv.K.3``, "mid") or to the end of ``conv`` ("post"); scsa's MobileNetV2 loads
+  such a state dict (its blocks rename those keys to ``features.N.attn.*``).
 * timm ``ResNet`` (resnet*, resnext*): "mid" fills the ``aa`` slot that follows the 3×3 conv's act,
   "post" the ``se`` slot that follows the last BN.
 * timm ``EfficientNet`` built of ``DepthwiseSeparableConv``/``InvertedResidual`` blocks without SE
   (``mobilenetv2_*``, ``mnasnet_*``): "mid" fills the ``se`` slot after the depth-wise conv's BN-act,
   "post" the identity ``act`` of the projection's ``BatchNormAct2d``.
-* scsa's own ResNet / MobileNetV2 built with ``attention="none"``.
+* scsa's own ResNet / MobileNetV2 built with ``attention="none"``: each block's ``attn`` child.
 """
 
 from __future__ import annotations
@@ -102,10 +103,20 @@ def _plan_torchvision_mobilenet(model: nn.Module, position: str) -> _Plan:
 
     plan: _Plan = []
     for n, block in enumerate(model.features):
-        if not isinstance(block, (tv.InvertedResidual, ScsaInvertedResidual)):
+        if isinstance(block, ScsaInvertedResidual):
+            if block.attention() is not None:
+                raise _occupied(f"features.{n}.attn", block.attn)
+            conv = block.conv
+            channels = conv[block.dw_index][1].num_features if position == "mid" else conv[-1].num_features
+
+            def install(attn: nn.Module, block: nn.Module = block) -> None:
+                block.attn = attn
+                block.attn_mid = position == "mid"
+
+            plan.append((f"features.{n}.attn", channels, block, install))
             continue
-        if getattr(block, "attn_path", None) is not None:
-            raise _occupied(f"features.{n}.{block.attn_path}", block.attention())
+        if not isinstance(block, tv.InvertedResidual):
+            continue
         conv = block.conv
         k = len(conv) - 3  # [expand,] depth-wise stage, projection conv, BN
         dw = conv[k]
@@ -119,18 +130,12 @@ def _plan_torchvision_mobilenet(model: nn.Module, position: str) -> _Plan:
                 f"features.{n}.conv.{k} is not the depth-wise conv-BN-ReLU6 stage of a MobileNetV2 block"
             )
         if position == "mid":
-            path, channels = f"features.{n}.conv.{k}.3", dw[1].num_features
-            rel, seq = f"conv.{k}.3", dw
+            path, channels, seq = f"features.{n}.conv.{k}.3", dw[1].num_features, dw
         else:
-            path, channels = f"features.{n}.conv.{len(conv)}", conv[-1].num_features
-            rel, seq = f"conv.{len(conv)}", conv
+            path, channels, seq = f"features.{n}.conv.{len(conv)}", conv[-1].num_features, conv
 
-        def install(
-            attn: nn.Module, seq: nn.Sequential = seq, block: nn.Module = block, rel: str = rel
-        ) -> None:
+        def install(attn: nn.Module, seq: nn.Sequential = seq) -> None:
             seq.append(attn)
-            if isinstance(block, ScsaInvertedResidual):
-                block.attn_path = rel
 
         plan.append((path, channels, block, install))
     return plan

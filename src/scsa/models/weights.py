@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from scsa.models._common import find_attention_modules
+from scsa.models.mobilenetv2 import upgrade_state_dict
 
 __all__ = [
     "LoadReport",
@@ -153,6 +154,8 @@ def _load_checked(
 ) -> LoadReport:
     """Load ``state`` into ``model`` under the module's rules (see the module docstring)."""
     exclude = tuple(exclude)
+    # MobileNetV2 files of the earlier layout (attention inside `conv`): their keys under today's names
+    state = upgrade_state_dict(model, state)
     own = model.state_dict()
     skipped = sorted(k for k in state if k.startswith(exclude)) if exclude else []
     state = {k: v for k, v in state.items() if k not in set(skipped)}
@@ -245,9 +248,8 @@ def _convert_mm_mobilenet(backbone: StateDict, attention_position: str) -> State
                 out[f"features.{n}.conv.{i if c[2] == 'conv' else i + 1}.{c[3]}"] = v
         elif m and m[3].startswith("attn."):
             b = (int(m[1]), int(m[2]))
-            n, n_convs = index[b], convs[b]
-            place = f"conv.{n_convs - 2}.3" if attention_position == "mid" else f"conv.{n_convs + 1}"
-            out[f"features.{n}.{place}.{m[3][len('attn.') :]}"] = v
+            # our block's child `attn`, wherever it sits in the forward
+            out[f"features.{index[b]}.attn.{m[3][len('attn.') :]}"] = v
         else:
             out["backbone." + k] = v  # unknown: left visibly foreign, so loading reports it
     return out
@@ -259,8 +261,9 @@ def convert_mmpretrain(state_dict: Mapping[str, torch.Tensor], attention_positio
     ResNet: ``backbone.`` is dropped (mmcv already names BatchNorms ``bn1``…; ``norm1``… are mapped to
     them too), ``head.fc.*`` becomes ``fc.*``, ``layerX.Y.attn.*`` stays. MobileNetV2: ``backbone.conv1``
     → ``features.0``, ``backbone.layerX.Y`` → ``features.N`` (running index), each ``ConvModule``'s
-    ``conv``/``bn`` → torchvision's indices, ``attn`` → the block's attention place,
-    ``backbone.conv2`` → ``features.18``, ``head.fc`` → ``classifier.1``.
+    ``conv``/``bn`` → torchvision's indices, ``attn`` → the block's ``attn`` child,
+    ``backbone.conv2`` → ``features.18``, ``head.fc`` → ``classifier.1``. ``attention_position`` is
+    accepted for compatibility: the keys no longer depend on it.
     """
     state = _unwrap(state_dict, "the MMPretrain state dict")
     state = {k: v for k, v in state.items() if not k.startswith("data_preprocessor.")}
