@@ -33,24 +33,27 @@ def test_map_equals_cocoeval_on_the_results_json(tmp_path, masks):
         )
         p = {"boxes": boxes, "scores": torch.rand(n + 1, generator=g), "labels": labels}
         if masks:
-            p["masks"] = torch.cat([t["masks"].float(), torch.zeros(1, 128, 128)])[:, None]
+            extra = torch.zeros(1, 128, 128)
+            extra[:, 12:30, 12:30] = 1  # the extra box's mask
+            p["masks"] = torch.cat([t["masks"].float(), extra])[:, None]
         preds.append(p)
         ids.append(t["image_id"])
         metric.update([p], [t])
     ours = metric.compute()
     assert set(METRIC_KEYS) <= set(ours) and 0 < ours["map"] < 1 and len(ours["per_class"]) == 10
-    results = coco_results(preds, ids, ds.label_to_cat_id)
-    assert {r["category_id"] for r in results} <= set(range(1, 11))
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(ann))
-        dt = gt.loadRes(results)
         for iou_type, prefix in [("bbox", "")] + ([("segm", "segm_")] if masks else []):
-            e = COCOeval(gt, dt, iou_type)
+            results = coco_results(preds, ids, ds.label_to_cat_id, iou_type)
+            assert {r["category_id"] for r in results} <= set(range(1, 11))
+            e = COCOeval(gt, gt.loadRes(results), iou_type)
             e.evaluate()
             e.accumulate()
             e.summarize()
             expected = dict(zip(METRIC_KEYS, e.stats[[0, 1, 2, 3, 4, 5, 6, 7, 8]]))
             for key, value in expected.items():
+                if iou_type == "segm" and key in ("map_small", "map_medium", "map_large"):
+                    continue  # torchmetrics sizes predicted masks its own way (see DetectionMetrics)
                 assert ours[prefix + key] == pytest.approx(float(value), abs=1e-6), (iou_type, key)
 
 

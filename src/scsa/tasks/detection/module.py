@@ -201,7 +201,8 @@ class DetectionModule(TaskModule):
         self.masks = model.get("detector") == "maskrcnn"
         self.metrics = DetectionMetrics(masks=self.masks, classes=classes)
         self.label_to_cat_id = {i + 1: int(c) for i, c in enumerate(cat_ids)}
-        self.last_results: list[dict[str, Any]] = []
+        self.last_results: list[dict[str, Any]] = []  # the latest validation's, COCO results format
+        self.last_segm_results: list[dict[str, Any]] = []
         self.last_per_class: dict[str, float] = {}
         self._loss_sums: dict[str, float] = {}
         self._loss_count = 0
@@ -227,17 +228,21 @@ class DetectionModule(TaskModule):
         self.metrics.to(self.device)
         self.metrics.reset()
         self._results: list[dict[str, Any]] = []
+        self._segm_results: list[dict[str, Any]] = []
 
     def validation_step(self, batch, batch_idx):
         images, targets = batch
         preds = self.model(list(images))
         self.metrics.update(preds, targets)
-        self._results += coco_results(preds, [t["image_id"] for t in targets], self.label_to_cat_id)
+        ids = [t["image_id"] for t in targets]
+        self._results += coco_results(preds, ids, self.label_to_cat_id)
+        if self.masks:
+            self._segm_results += coco_results(preds, ids, self.label_to_cat_id, "segm")
 
     def on_validation_epoch_end(self) -> None:
         values = self.metrics.compute()
         self.last_per_class = values.pop("per_class")
-        self.last_results = self._results
+        self.last_results, self.last_segm_results = self._results, self._segm_results
         row: dict[str, Any] = {"val_map": values["map"], **values}
         if self._loss_count:
             row.update({f"train_{k}": v / self._loss_count for k, v in sorted(self._loss_sums.items())})

@@ -61,7 +61,8 @@ def train_detector(
 
     Writes the engine's run files (``summary.json`` with ``best``/``final`` rows holding ``map``,
     ``map_50``, ``map_75``, ``map_small``, ``map_medium``, ``map_large``, ``mar_100``, and ``segm_*`` for
-    Mask R-CNN) plus ``predictions_val.json``: the final model's val detections in COCO results format.
+    Mask R-CNN) plus ``predictions_val.json``: the final model's val detections in COCO results format
+    (and ``predictions_val_segm.json``, the masks, for Mask R-CNN).
     """
     r = get_recipe(
         config.recipe,
@@ -154,6 +155,8 @@ def train_detector(
     )
     if result.module.trainer.is_global_zero:
         write_json(Path(out_dir) / "predictions_val.json", module.last_results)
+        if masks:
+            write_json(Path(out_dir) / "predictions_val_segm.json", module.last_segm_results)
     return result
 
 
@@ -205,15 +208,21 @@ def evaluate_detector(
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=collate)
     metrics = DetectionMetrics(masks=masks, classes=info["classes"], sync=False)
     label_to_cat = {i + 1: c for i, c in enumerate(info["cat_ids"])}
-    results = []
+    results: list[dict[str, Any]] = []
+    segm: list[dict[str, Any]] = []
     for images, targets in loader:
         preds = model([im.to(device) for im in images])
         preds = [{k: v.cpu() for k, v in p.items()} for p in preds]
         metrics.update(preds, targets)
-        results += coco_results(preds, [t["image_id"] for t in targets], label_to_cat)
+        ids = [t["image_id"] for t in targets]
+        results += coco_results(preds, ids, label_to_cat)
+        if masks:
+            segm += coco_results(preds, ids, label_to_cat, "segm")
     values = metrics.compute()
     values["images"] = len(ds)
     if out_dir is not None:
         write_json(Path(out_dir) / "metrics.json", values)
         write_json(Path(out_dir) / f"predictions_{split}.json", results)
+        if masks:
+            write_json(Path(out_dir) / f"predictions_{split}_segm.json", segm)
     return values
