@@ -62,6 +62,8 @@ def test_yaml_row_arguments():
         _parse([[-1, 1, "Conv", [32, 3, 2]], [-1, 1, "SCSA", [64]]], width=0.5)
     with pytest.raises(ValueError, match="not understood"):
         _parse([[-1, 1, "Conv", [32, 3, 2]], [-1, 1, "SCSA", [{"head_num": 2}, 3]]])
+    repeated = _parse([[-1, 1, "Conv", [64, 3, 2]], [-1, 2, "ECA", []]], width=0.5)[1]  # built in a genexpr
+    assert [m.channels for m in repeated] == [32, 32]
     assert su.layer_class("scsa")(64).channels == 64  # from Python: channels first
     with pytest.raises(TypeError, match="channels must be an int"):
         su.layer_class("scsa")()

@@ -314,8 +314,8 @@ def summarize(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, An
 
 def _fmt(v: Any, std: Any = None) -> str:
     if isinstance(v, float):
-        s = f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
-        return s + (f" ± {std:.3f}" if std is not None else "")
+        s = f"{v:.4f}" if abs(v) < 100 else f"{v:.0f}"
+        return s + (f" ± {std:.4f}" if std is not None else "")
     return str(v)
 
 
@@ -347,7 +347,7 @@ def write_tables(
             f"{e['GFLOPs']:.3f}",
             f"{e['FPS']:.0f}",
             *(_fmt(e[k], e[f"{k}_std"]) for k in METRICS),
-            f"{e['delta_mAP50-95']:+.3f}",
+            f"{e['delta_mAP50-95']:+.4f}",
             e["verdict"],
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -357,6 +357,11 @@ def write_tables(
     )
     if len(seeds) < 2:
         note += " One seed: differences are not ranked (rerun with --seeds 0,1,2 for mean ± std)."
+    if table and table[0]["attention"] == "none" and table[0]["mAP50"] < 0.01:
+        note += (
+            " The unmodified model learned (almost) nothing at these settings: this table checks the pipeline, "
+            "not the blocks (train longer, e.g. --epochs 50 --n-train 2000, on a GPU)."
+        )
     paths = {
         "md": write_text(out / "compare.md", "\n".join([*lines, "", note]) + "\n"),
         "csv": write_csv(out / "compare.csv", table),
