@@ -18,7 +18,7 @@ def test_version_and_help():
     assert result.exit_code == 0 and result.output.strip() == f"scsa {scsa.__version__}"
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("demo", "profile", "train", "eval", "compare"):
+    for command in ("demo", "profile", "train", "eval", "compare", "classify"):
         assert command in result.output
 
 

@@ -147,7 +147,7 @@ def check_resume(
     if refused:
         raise ValueError(
             f"cannot resume {where} with other options: {'; '.join(refused)}. A resumed run keeps its "
-            f"configuration; only {', '.join(_flag(k) for k in safe)} may change (epochs only upwards). "
+            f"configuration; only {', '.join(_flag(k) for k in safe if k != 'max_epochs')} may change (epochs only upwards). "
             "Leave these options out, or start a new run in another folder."
         )
     return merged, notes
