@@ -85,7 +85,9 @@ def train(
     module = SegmentationModule(
         model.spec, dm.classes, rec, global_batch=global_batch, seed=options.seed, model=model
     )
-    options = dataclasses.replace(options, max_epochs=rec.epochs, max_steps=rec.iterations)
+    # the last round may be shorter than val_interval: max_steps cuts it there
+    max_steps = rec.iterations if rec.iterations % rec.val_interval else -1
+    options = dataclasses.replace(options, max_epochs=rec.epochs, max_steps=max_steps)
     config = dict(
         data=str(data),
         format=fmt,
@@ -160,7 +162,7 @@ def evaluate(
     fmt: str = "ade20k",
     inference: str | None = None,
     n_val: int | None = None,
-    image_size: int = 64,
+    image_size: int | None = None,
     skip_bad_images: bool = False,
     classes_file: str | None = None,
     device: str = "cpu",
@@ -172,6 +174,11 @@ def evaluate(
     rec = _recipe_of(info)
     if inference:
         rec = dataclasses.replace(rec, inference=inference)
+    trained_on = info.get("data", {})
+    if data == "mnistseg":  # the run's canvases unless told otherwise
+        image_size = image_size or trained_on.get("image_size")
+        n_val = n_val or trained_on.get("n_val")
+    image_size = image_size or 64
     dm = SegmentationDataModule(
         data, fmt=fmt, recipe=rec, n_val=n_val, image_size=image_size, skip_bad_images=skip_bad_images,
         classes_file=classes_file, n_train=1 if data == "mnistseg" else None,
