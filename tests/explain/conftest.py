@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -59,4 +60,7 @@ def checkpoints(request) -> dict[str, Path]:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     root = Path(request.config.cache.mkdir(f"scsa_explain_{_code_key()}"))
+    for old in root.parent.glob("scsa_explain_*"):  # models of older code: 180 MB each pair
+        if old != root:
+            shutil.rmtree(old, ignore_errors=True)
     return {att: _train(root / att, att) for att in ("scsa", "none")}

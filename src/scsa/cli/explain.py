@@ -25,15 +25,19 @@ Data = Annotated[str, typer.Option("--data", "-d", help="mnist5k, an image folde
 Split = Annotated[str, typer.Option(help="Split of the data: val or train.")]
 Size = Annotated[int | None, typer.Option("--size", min=8, help="Resize images to this (square).")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, or auto.")]
+Images = Annotated[list[str] | None, typer.Argument(help="Images or folders of images (or use --data).")]
+DataOpt = Annotated[str | None, typer.Option("--data", "-d", help="Instead of images: mnist5k or a folder.")]
+Count = Annotated[int | None, typer.Option("-n", min=1, help="With --data: the first N images (4).")]
+Canvas = Annotated[
+    int | None, typer.Option(min=8, help="Put each image in a corner of a blank canvas this large.")
+]
 
 
 def _models(checkpoints: list[str], device: str) -> list:
-    import torch
 
     from scsa.explain import resolve
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(device)
     out = []
     for c in checkpoints:
         ex = resolve(c)
@@ -44,6 +48,24 @@ def _models(checkpoints: list[str], device: str) -> list:
         if names.count(ex.name) > 1:
             ex.name = f"{ex.name} [{Path(checkpoints[i]).resolve().parent.parent.name}]"
     return out
+
+
+def _device(device: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def _is_detection(checkpoint: str) -> bool:
+    """Whether ``checkpoint`` is one of ``scsa detect train`` (its stored task), read without building it."""
+    import torch
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        return False
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    info = ckpt.get("scsa") if isinstance(ckpt, dict) else None
+    return isinstance(info, dict) and info.get("task") == "detect"
 
 
 def _write_tables(out: Path, stem: str, rows: list[dict]) -> None:
@@ -64,19 +86,40 @@ def _print_table(rows: list[dict]) -> None:
         typer.echo("  ".join(v.ljust(w) for v, w in zip(c, widths)))
 
 
-def _image_paths(images: list[str]) -> list[Path]:
-    from scsa.explain._data import image_files
+def _sources(
+    images: list[str] | None, data: str | None, n: int | None, split: str, canvas: int | None
+) -> list[tuple[str, object]]:
+    """``(label, image)`` pairs: the files of ``images``, else the first ``n`` images of ``data``;
+    with ``canvas``, each put in a corner (in turn) of a blank canvas of that size."""
+    from scsa.explain._data import image_files, load_images, on_canvas
+    from scsa.explain._model import load_image
 
-    paths: list[Path] = []
-    for item in images:
-        paths.extend(image_files(item))
-    return paths
+    if images and data:
+        raise ValueError("give images or --data, not both")
+    if images:
+        items: list[tuple[str, object]] = [(str(p), p) for item in images for p in image_files(item)]
+    elif data:
+        batch = load_images(data, n or 4, split=split)
+        items = [(f"{data}:{split}:{i}", t) for i, t in enumerate(batch)]
+    else:
+        raise ValueError("give one or more images or folders, or --data")
+    if canvas:
+        items = [(label, on_canvas(load_image(im), canvas, i)[0]) for i, (label, im) in enumerate(items)]
+    return items
+
+
+def _stem(label: str) -> str:
+    return Path(label).stem if ":" not in label else label.replace(":", "_")
 
 
 @app.command()
 def cam(
-    images: Annotated[list[str], typer.Argument(help="Images or folders of images.")],
     checkpoint: Ckpts,
+    images: Images = None,
+    data: DataOpt = None,
+    n: Count = None,
+    split: Split = "val",
+    canvas: Canvas = None,
     out: Out = "runs/explain",
     method: Annotated[str, typer.Option("--method", help="gradcam, gradcam++, eigencam, ...")] = "gradcam",
     layer: Annotated[
@@ -90,25 +133,40 @@ def cam(
     from scsa.explain import cam_grid_results, plots
 
     try:
-        paths = _image_paths(images)
-        models = _models(checkpoint, device)
+        sources = _sources(images, data, n, split, canvas)
         lay: str | int | None = int(layer) if layer is not None and layer.lstrip("-").isdigit() else layer
-        grid = cam_grid_results(models, paths, target=target, layer=lay, method=method, size=size)
+        detectors = [c for c in checkpoint if _is_detection(c)]
+        models = _models([c for c in checkpoint if c not in detectors], device)
+        pictures = [im for _, im in sources]
+        grid = (
+            cam_grid_results(models, pictures, target, lay, method, size) if models else [[] for _ in sources]
+        )
+        for c in detectors:  # detection checkpoints: Eigen-CAM on the backbone with its FPN
+            from scsa.explain._checkpoints import load_detector
+            from scsa.explain.detection import explain_detection
+
+            det_method = method if method.lower() in ("eigencam", "kpcacam") else "eigencam"
+            det, info = load_detector(c, _device(device))
+            m = info.get("model", {})
+            name = f"{m.get('detector', 'detector')} {m.get('backbone', '')}+{m.get('attention', 'none')}"
+            for row, im in zip(grid, pictures):
+                row.append(explain_detection(det, im, name, list(info.get("classes") or []), det_method))
     except (ValueError, TypeError) as err:
         raise common.fail(err) from err
     o = Path(out)
-    fig = plots.cam_figure(grid, title=f"{grid[0][0].method} at {grid[0][0].layer}")
-    png = plots.save_figure(fig, o / f"cam_{grid[0][0].method}.png")
+    first = grid[0][0]
+    fig = plots.cam_figure(grid, title=f"{first.method} at {first.layer}")
+    png = plots.save_figure(fig, o / f"cam_{first.method}.png")
     rows = [
         {
-            "image": str(p),
+            "image": label,
             "model": r.model_name,
             "method": r.method,
             "layer": r.layer,
             "class": r.class_name,
             "score": round(r.score, 4),
         }
-        for p, row in zip(paths, grid)
+        for (label, _), row in zip(sources, grid)
         for r in row
     ]
     _write_tables(o, "cam", rows)
@@ -157,8 +215,12 @@ def erf(
 
 @app.command()
 def maps(
-    images: Annotated[list[str], typer.Argument(help="Images or folders of images.")],
     checkpoint: Ckpts,
+    images: Images = None,
+    data: DataOpt = None,
+    n: Count = None,
+    split: Split = "val",
+    canvas: Canvas = None,
     out: Out = "runs/explain",
     blocks: Annotated[str | None, typer.Option(help="Comma-separated block names (default: all).")] = None,
     attention: Annotated[
@@ -175,16 +237,16 @@ def maps(
     rows = []
     written = []
     try:
-        paths = _image_paths(images)
+        sources = _sources(images, data, n, split, canvas)
         models = _models(checkpoint, device)
         block_list = [b.strip() for b in blocks.split(",")] if blocks else None
         for mi, ex in enumerate(models):
-            for p in paths:
-                fig, records = maps_fn(ex, p, blocks=block_list, attention=attention, size=size)
+            for label, im in sources:
+                fig, records = maps_fn(ex, im, blocks=block_list, attention=attention, size=size)
                 tag = f"_{mi}" if len(models) > 1 else ""
-                written.append(plots.save_figure(fig, o / f"maps_{p.stem}{tag}.png"))
+                written.append(plots.save_figure(fig, o / f"maps_{_stem(label)}{tag}.png"))
                 for name, rec in records.items():
-                    row = {"model": ex.name, "image": str(p), "block": name}
+                    row = {"model": ex.name, "image": label, "block": name}
                     if "spatial" in rec:
                         row.update(
                             channels=int(rec["a_h"].shape[1]),

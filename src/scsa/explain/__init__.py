@@ -7,6 +7,7 @@ module:
   pytorch-grad-cam; :func:`cam_grid_results` + :func:`plots.cam_figure` for the side-by-side grid.
 * :func:`erf`: effective receptive fields per stage (RepLKNet's method) and :func:`erf_table`.
 * :func:`capture`: the gates every SCSA block computed (a context manager); :func:`maps` draws them.
+* :func:`detection_cam`: Eigen-CAM of a detector's backbone and FPN (``scsa detect train`` checkpoints).
 * :func:`ssim` / :func:`ssim_table`: SSIM between the input and a stage's channel-mean feature map.
 
 Needs the ``explain`` extra (grad-cam, matplotlib, torchmetrics).
@@ -16,6 +17,7 @@ from scsa.explain import plots
 from scsa.explain._data import load_images
 from scsa.explain._model import Explainable, load_image, resolve, stage_module, stage_outputs
 from scsa.explain.capture import CaptureMismatchError, attention_blocks, capture, channel_attention
+from scsa.explain.detection import detection_cam, explain_detection
 from scsa.explain.erf import ERF_THRESHOLDS, ErfResult, erf, erf_ratios, erf_table
 from scsa.explain.gradcam import CAM_METHODS, CamResult, cam_grid_results, explain_image, gradcam
 from scsa.explain.maps import maps
@@ -32,9 +34,11 @@ __all__ = [
     "cam_grid_results",
     "capture",
     "channel_attention",
+    "detection_cam",
     "erf",
     "erf_ratios",
     "erf_table",
+    "explain_detection",
     "explain_image",
     "feature_map",
     "gradcam",

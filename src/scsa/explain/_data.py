@@ -9,7 +9,7 @@ import torch
 
 from scsa.explain._model import ImageLike, load_image
 
-__all__ = ["IMAGE_SUFFIXES", "MNIST5K", "image_files", "load_images"]
+__all__ = ["IMAGE_SUFFIXES", "MNIST5K", "image_files", "load_images", "on_canvas"]
 
 MNIST5K = "mnist5k"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -72,3 +72,18 @@ def _square(t: torch.Tensor, size: int | None) -> torch.Tensor:
 
     t = TF.resize(t, [size], antialias=True)
     return TF.center_crop(t, [size, size])
+
+
+def on_canvas(
+    image: torch.Tensor, size: int, corner: int = 0
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """``image`` (3, h, w) ``uint8`` in a corner of a blank ``size``×``size`` canvas (0: top left, 1: top
+    right, 2: bottom left, 3: bottom right), and its box ``(top, left, bottom, right)``."""
+    h, w = image.shape[-2:]
+    if size < max(h, w):
+        raise ValueError(f"the canvas ({size} px) must be at least as large as the image ({h}x{w})")
+    top = 0 if corner % 4 in (0, 1) else size - h
+    left = 0 if corner % 4 in (0, 2) else size - w
+    canvas = torch.zeros(3, size, size, dtype=torch.uint8)
+    canvas[:, top : top + h, left : left + w] = image
+    return canvas, (top, left, top + h, left + w)
