@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import timm
 import torch
 from torchvision.models._utils import IntermediateLayerGetter
@@ -77,3 +78,79 @@ def test_torchvision_fpn_and_layer_getter_accept_our_resnet() -> None:
         (1, 32, 2, 2),
         (1, 32, 1, 1),
     ]
+
+
+# ---- timm's own options behave as on timm's ResNet -------------------------------------------------
+
+
+def timm_twin(**kwargs) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """timm's resnet18 and our attention-free resnet18 built with the same options and weights."""
+    theirs = timm.create_model("resnet18", **kwargs)
+    ours = create_model("resnet18", **kwargs)
+    ours.load_state_dict(theirs.state_dict())
+    return theirs, ours
+
+
+@pytest.mark.parametrize("global_pool", ["avg", "max", "avgmax", "catavgmax"])
+def test_global_pool_as_timm_s(global_pool: str) -> None:
+    theirs, ours = timm_twin(num_classes=5, global_pool=global_pool)
+    x = torch.randn(2, 3, 32, 32)
+    theirs.eval(), ours.eval()
+    assert torch.equal(ours(x), theirs(x))
+    assert torch.equal(
+        ours.forward_head(ours.forward_features(x), pre_logits=True),
+        theirs.forward_head(theirs.forward_features(x), pre_logits=True),
+    )
+    via_timm = timm.create_model("scsa_resnet18", num_classes=0, global_pool=global_pool).eval()
+    assert via_timm(x).shape == theirs.forward_head(theirs.forward_features(x), pre_logits=True).shape
+
+
+def test_no_pooling_and_reset_classifier_as_timm_s() -> None:
+    theirs, ours = timm_twin(num_classes=0, global_pool="")
+    x = torch.randn(1, 3, 32, 32)
+    assert ours.eval()(x).shape == theirs.eval()(x).shape == (1, 512, 1, 1)
+    for model in (ours, theirs):
+        model.reset_classifier(4, "max")
+        assert model.get_classifier().out_features == 4
+    ours.get_classifier().load_state_dict(theirs.get_classifier().state_dict())
+    assert torch.equal(ours(x), theirs(x))
+    ours.reset_classifier(0)
+    theirs.reset_classifier(0)
+    assert torch.equal(ours(x), theirs(x))  # still max-pooled
+    with pytest.raises(ValueError, match="needs num_classes=0"):
+        create_model("resnet18", global_pool="")
+
+
+def test_drop_path_and_drop_rate_as_timm_s() -> None:
+    theirs, ours = timm_twin(num_classes=5, drop_path_rate=0.3, drop_rate=0.5)
+    rates = [b.drop_path.drop_prob if b.drop_path is not None else 0.0 for b in ours.blocks()]
+    timm_blocks = [b for layer in (theirs.layer1, theirs.layer2, theirs.layer3, theirs.layer4) for b in layer]
+    assert rates == [b.drop_path.drop_prob if b.drop_path is not None else 0.0 for b in timm_blocks]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.3)
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(ours.eval()(x), theirs.eval()(x))
+    torch.manual_seed(3)
+    a = ours.train()(x)
+    torch.manual_seed(3)
+    b = theirs.train()(x)
+    assert torch.equal(a, b)  # the same random draws in the same places
+    torch.manual_seed(4)
+    assert not torch.equal(ours(x), a)  # and they are random
+    rates50 = [
+        b.drop_path.drop_prob for b in timm.create_model("scsa_resnet50", drop_path_rate=0.1).blocks()[1:]
+    ]
+    assert rates50 == pytest.approx([0.1 * i / 15 for i in range(1, 16)])
+    mobile = create_model("se_mobilenet_v2", drop_path_rate=0.2)
+    assert (
+        mobile.blocks()[-1].drop_path.drop_prob == pytest.approx(0.2) and mobile.blocks()[0].drop_path is None
+    )
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_output_stride_as_timm_s(output_stride: int) -> None:
+    theirs, ours = timm_twin(num_classes=0, output_stride=output_stride)
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(ours.eval().forward_features(x), theirs.eval().forward_features(x))
+    ours.set_grad_checkpointing()
+    theirs.set_grad_checkpointing()
+    assert ours.grad_checkpointing and theirs.grad_checkpointing

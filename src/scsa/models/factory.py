@@ -108,12 +108,20 @@ def create_model(
             ever downloaded.
         attention_position: ``"mid"`` (the paper's place) or ``"post"`` (SENet's: after the last
             norm of the block, before the residual add).
-        **kwargs: architecture options: ``width_mult`` (MobileNetV2), ``drop_rate``,
-            ``zero_init_residual`` (ResNets).
+        **kwargs: architecture options (see :class:`~scsa.models.ResNet` and
+            :class:`~scsa.models.MobileNetV2`): torchvision's ``norm_layer`` (e.g.
+            ``torchvision.ops.FrozenBatchNorm2d``) and ``replace_stride_with_dilation`` (ResNets);
+            timm's ``output_stride`` (8, 16, 32), ``drop_rate``, ``drop_path_rate`` and
+            ``global_pool`` (``"avg"``, ``"max"``, ``"avgmax"``, ``"catavgmax"``, ``""``);
+            MMDetection's ``frozen_stages``; ``inplace_attention=False`` to keep every attention
+            block from writing over its input (also ``model.set_inplace_attention(False)``);
+            ``width_mult`` (MobileNetV2), ``zero_init_residual`` (ResNets).
 
     Example:
         >>> model = create_model("scsa_resnet50", num_classes=10)
         >>> cifar = create_model("resnet18", attention="se", stem="cifar", num_classes=10)
+        >>> from torchvision.ops import FrozenBatchNorm2d
+        >>> dense = create_model("scsa_resnet50", norm_layer=FrozenBatchNorm2d, output_stride=8, frozen_stages=1)
     """
     arch, named_attention = parse_model_name(name)
     if named_attention is not None and attention is not None and attention != named_attention:
