@@ -48,6 +48,15 @@ def _modules() -> dict[str, Path]:
 
 
 MODULES = _modules()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_modules():
+    """The tree as it is when each test runs (files may come and go while a checkout is edited)."""
+    MODULES.clear()
+    MODULES.update(_modules())
+
+
 # compiled extension modules (scsa.attention._native): leaves, they import nothing of ours
 EXTENSIONS = {_module_name(p).split(".cpython")[0].split(".abi3")[0] for p in PACKAGE.rglob("*.so")} | {
     "scsa.attention._native"
