@@ -382,7 +382,7 @@ def _plot(path: Path, rows: list[dict], table: list[dict]) -> Path:
 
     from scsa.io import atomic_write
 
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(table), 3.0), dpi=100)
+    fig, ax = plt.subplots(figsize=(max(3.6, 1.2 + 0.9 * len(table)), 3.0), dpi=100)
     for x, e in enumerate(table):
         ax.bar(
             x,
@@ -392,7 +392,7 @@ def _plot(path: Path, rows: list[dict], table: list[dict]) -> Path:
             capsize=3,
         )
         pts = [r["mAP50-95"] for r in rows if r["attention"] == e["attention"]]
-        ax.plot([x] * len(pts), pts, "k.", ms=4)
+        ax.plot([x + 0.25] * len(pts), pts, "k.", ms=5)
     ax.set_xticks(range(len(table)), [e["attention"] for e in table])
     ax.set_ylabel("mAP50-95 (val)")
     ax.set_title("bars: mean over seeds, dots: single runs", fontsize=8)

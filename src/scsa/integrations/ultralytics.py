@@ -1,7 +1,7 @@
 """SCSA and the attention zoo inside ultralytics YOLO models (optional; ultralytics is AGPL-3.0).
 
 Importing this module (or calling :func:`register`) makes every zoo block and ``C2SCSA`` a name that
-ultralytics model YAMLs can use, and configures ultralytics to work offline (below). It is ~450
+ultralytics model YAMLs can use, and configures ultralytics to work offline (below). It is ~630
 lines because the mechanism, its checks, the surgery and the YAML helpers share private state.
 
 How a YAML name reaches our block, and why this way
