@@ -26,6 +26,10 @@ ZOO = tuple(type(scsa.attention.create_attention(a, 16)) for a in ATTENTIONS)
 def _model(arch: str, attention: str) -> nn.Module:
     if arch == "mobilenet_v2":
         model = scsa.create_model(arch, attention=attention, num_classes=10, stem="cifar", width_mult=0.25)
+    elif arch == "resnet18-post":  # the block after the last norm, before the residual add
+        model = scsa.create_model(
+            "resnet18", attention=attention, num_classes=10, stem="cifar", attention_position="post"
+        )
     else:
         model = scsa.create_model(arch, attention=attention, num_classes=10, stem="cifar")
     torch.manual_seed(0)
@@ -66,6 +70,7 @@ def _reference(model: nn.Module, x: torch.Tensor) -> tuple[dict[int, torch.Tenso
 
 
 CASES = [("resnet18", a) for a in ATTENTIONS] + [("mobilenet_v2", a) for a in ("scsa", "se", "simam", "cbam")]
+CASES.append(("resnet18-post", "scsa"))
 
 
 @pytest.mark.parametrize(("arch", "attention"), CASES)
