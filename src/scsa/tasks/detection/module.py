@@ -96,6 +96,28 @@ def open_dataset(
     return YoloDetection(yaml_path, split, **common)
 
 
+class SeededSampler(torch.utils.data.Sampler):
+    """Train order as a function of ``(seed, epoch)`` only, split across processes (padded by wrapping, as
+    ``DistributedSampler`` pads), so a resumed run draws what the uninterrupted run drew."""
+
+    def __init__(self, size: int, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+        self.size, self.seed, self.num_replicas, self.rank = size, seed, num_replicas, rank
+        self.epoch = 0
+        self.per_rank = -(-size // num_replicas)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.size, generator=g).tolist()
+        order += order[: self.per_rank * self.num_replicas - self.size]
+        return iter(order[self.rank :: self.num_replicas])
+
+
 class DetectionDataModule(L.LightningDataModule):
     """Train and val splits of one detection dataset; built at construction, so ``classes`` is known."""
 
@@ -112,6 +134,7 @@ class DetectionDataModule(L.LightningDataModule):
         n_train: int | None = None,
         n_val: int | None = None,
         seed: int = 0,
+        shuffle_seed: int = 0,
         skip_bad_annotations: bool = False,
         train_split: str = "train",
         val_split: str = "val",
@@ -132,13 +155,17 @@ class DetectionDataModule(L.LightningDataModule):
             raise ValueError(f"{data}: the train and val splits name different classes")
         self.label_to_cat_id = dict(self.val_set.label_to_cat_id)
         self.n_skipped = self.train_set.n_skipped + self.val_set.n_skipped
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.shuffle_seed = batch_size, num_workers, shuffle_seed
 
-    def _loader(self, ds, shuffle: bool, batch_size: int | None = None):
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _loader(self, ds, sampler):
         return torch.utils.data.DataLoader(
             ds,
-            batch_size=batch_size or self.batch_size,
-            shuffle=shuffle,
+            batch_size=self.batch_size,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate,
             persistent_workers=self.num_workers > 0,
@@ -146,10 +173,20 @@ class DetectionDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self):
-        return self._loader(self.train_set, True)
+        world, rank = self._world()
+        sampler = SeededSampler(len(self.train_set), self.shuffle_seed, world, rank)
+        # Lightning builds the first iterator before it calls set_epoch: start at the epoch the fit loop
+        # is about to run (restored from the checkpoint on resume)
+        progress = getattr(getattr(self.trainer, "fit_loop", None), "epoch_progress", None)
+        sampler.set_epoch(progress.current.processed if progress is not None else 0)
+        return self._loader(self.train_set, sampler)
 
     def val_dataloader(self):
-        return self._loader(self.val_set, False)
+        world, rank = self._world()
+        # every process scores its share; the metric gathers them (no padding: each image once)
+        return self._loader(
+            torch.utils.data.Subset(self.val_set, range(rank, len(self.val_set), world)), None
+        )
 
 
 class DetectionModule(TaskModule):

@@ -3,6 +3,7 @@ and loading a checkpoint back into a model (:func:`load_detector`)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,8 @@ def train_detector(
         image_size=r.image_size,
         n_train=r.n_train,
         n_val=r.n_val,
-        seed=0,
+        seed=0,  # mnistdet's scenes are part of the data's definition, not of a run
+        shuffle_seed=options.seed,
         skip_bad_annotations=config.skip_bad_annotations,
     )
     detector_kwargs = {
@@ -117,6 +119,7 @@ def train_detector(
         if config.lr is not None
         else scaled_lr(r, config.detector, _global_batch(r.batch_size, options))
     )
+    torch.manual_seed(options.seed)  # the initial weights are the seed's, whatever ran before in this process
     module = DetectionModule(
         spec,
         list(dm.classes),
@@ -128,14 +131,18 @@ def train_detector(
         warmup_iters=r.warmup_iters,
         warmup_factor=r.warmup_factor,
         seed=options.seed,
-        info={"data": {"data": str(config.data), "format": dm.fmt, "image_size": r.image_size}},
+        info={
+            "data": {"data": str(config.data), "format": dm.fmt, "image_size": r.image_size, "n_val": r.n_val}
+        },
     )
     if config.recipe == "small" and r.milestones and options.max_epochs != r.epochs:
         # the small recipe decays for the last fifth of the run, whatever its length
         module.optim["milestones"] = (
             [max(round(options.max_epochs * 0.8), 1)] if options.max_epochs > 1 else []
         )
-    run_config = {**config.to_dict(), "recipe_values": r.to_dict(), "lr_effective": lr}
+    # the recipe's values as stored JSON reads them back (lists), less the epochs, which a resume may raise
+    recipe_values = json.loads(json.dumps({k: v for k, v in r.to_dict().items() if k != "epochs"}))
+    run_config = {**config.to_dict(), "recipe_values": recipe_values, "lr_effective": lr}
     result = fit(
         module,
         dm,
@@ -198,9 +205,13 @@ def evaluate_detector(
 
     model, info = load_detector(checkpoint, device)
     data_info = info.get("data", {})
+    same = data is None or str(data) == data_info.get("data")
     data = data or data_info.get("data", "mnistdet")
     masks = info["model"].get("detector") == "maskrcnn"
-    ds = open_dataset(data, split, fmt=fmt, masks=masks, image_size=int(data_info.get("image_size", 128)))
+    n = data_info.get("n_val") if same and split == "val" else None  # mnistdet: the run's own val scenes
+    ds = open_dataset(
+        data, split, fmt=fmt, masks=masks, image_size=int(data_info.get("image_size", 128)), n=n
+    )
     if list(ds.classes) != list(info["classes"]):
         raise ValueError(f"{data}: classes {list(ds.classes)} differ from the checkpoint's {info['classes']}")
     if limit:
