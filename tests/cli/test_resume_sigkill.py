@@ -14,8 +14,8 @@ import pytest
 import torch
 
 CLI = [sys.executable, "-c", "from scsa.cli import main; main()"]
-# the command, made small: 3 epochs of 4 batches at 16x16
-ARGS = ["train", "-a", "scsa", "--epochs", "3", "--image-size", "16", "--seed", "1", "--deterministic"]
+# the command, made small: 2 epochs of 4 batches at 16x16
+ARGS = ["train", "-a", "scsa", "--epochs", "2", "--image-size", "16", "--seed", "1", "--deterministic"]
 ARGS += [
     "--batch-size",
     "16",

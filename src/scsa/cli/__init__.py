@@ -68,12 +68,12 @@ def _register() -> None:
             sub = importlib.import_module(module_name).app
         except Exception as err:  # one task's broken import must not take the others down
             sub = _broken(name, err)
-        app.add_typer(sub, name=name)
+        app.add_typer(sub, name=name, rich_help_panel="Tasks")
     # the commands of the first scsa releases, kept as aliases
     for name, command in (("train", classify.train), ("eval", classify.eval_), ("compare", classify.compare)):
-        app.command(name, short_help=f"= scsa classify {name}.")(command)
-    app.command()(profile)
-    app.command()(demo)
+        app.command(name, short_help=f"= scsa classify {name}.", rich_help_panel="Aliases")(command)
+    app.command(rich_help_panel="Tools")(profile)
+    app.command(rich_help_panel="Tools")(demo)
 
 
 _register()

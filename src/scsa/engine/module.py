@@ -31,7 +31,8 @@ class NonFiniteLossError(FloatingPointError):
         super().__init__(
             f"non-finite training loss ({value}) at epoch {epoch}, step {step} (batch {batch_idx} of the "
             "epoch); the run stopped and its checkpoints are those of the last finished epoch. Lower the "
-            "learning rate, clip gradients (--gradient-clip-val), or skip such steps (--skip-nonfinite-loss)."
+            "learning rate, clip gradients (gradient_clip_val, --clip), or skip such steps (skip_nonfinite_loss, "
+            "--skip-nonfinite-loss)."
         )
 
 
