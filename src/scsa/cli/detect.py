@@ -12,157 +12,132 @@ from typing import Any
 
 import typer
 
+from scsa.cli import common
+from scsa.cli.common import Options, opt
+
 app = typer.Typer(
     help="Object detection: torchvision detectors on scsa's backbones with any attention.",
     no_args_is_help=True,
 )
 
-QUICK = {"epochs": 2, "n_train": 240, "n_val": 100}  # the --quick run of the small recipe on mnistdet
+QUICK = {"epochs": 2, "n_train": 160, "n_val": 80}  # the --quick run of the small recipe on mnistdet
 
-DataOpt = typer.Option(
-    "mnistdet", "--data", "-d", help="mnistdet, mnistdet-hard, or a COCO/VOC/YOLO dataset path"
+_DATA, _RECIPE, _RUN = "Data and model", "Recipe (default: the recipe's)", "Run"
+
+DATA = (
+    opt(
+        "data",
+        str,
+        "mnistdet",
+        "--data",
+        "-d",
+        help="mnistdet, mnistdet-hard, or a COCO/VOC/YOLO path.",
+        panel=_DATA,
+    ),
+    opt(
+        "format",
+        str | None,
+        None,
+        "--format",
+        help="coco, voc or yolo (default: from the path).",
+        panel=_DATA,
+    ),
+    opt("detector", str, "fasterrcnn", help="fasterrcnn, retinanet, fcos, maskrcnn.", panel=_DATA),
+    opt("backbone", str | None, None, "--model", "-m", help="resnet18/50/..., mobilenet_v2.", panel=_DATA),
+    opt(
+        "backbone_weights", str | None, None, help="Local classify/torchvision/MMPretrain file.", panel=_DATA
+    ),
+    opt(
+        "skip_bad_annotations",
+        bool,
+        False,
+        "--skip-bad-annotations",
+        help="Drop bad entries, count them.",
+        panel=_DATA,
+    ),
 )
-FormatOpt = typer.Option(None, "--format", help="coco | voc | yolo (default: detected from the path)")
-DetectorOpt = typer.Option("fasterrcnn", "--detector", help="fasterrcnn | retinanet | fcos | maskrcnn")
-ModelOpt = typer.Option(None, "--model", "-m", help="backbone (default: the recipe's; small: resnet18)")
-RecipeOpt = typer.Option("small", "--recipe", help="small (CPU, mnistdet) | coco-1x | coco-2x")
-OutOpt = typer.Option(None, "--out", "-o", help="run folder")
+RECIPE = (
+    opt("recipe", str, "small", help="small (CPU, mnistdet), coco-1x, coco-2x.", panel=_RECIPE),
+    opt(
+        "batch_size",
+        int | None,
+        None,
+        "--batch-size",
+        "-b",
+        help="Images per device and step.",
+        panel=_RECIPE,
+    ),
+    opt(
+        "lr", float | None, None, help="Learning rate (default: scaled with the global batch).", panel=_RECIPE
+    ),
+    opt("weight_decay", float | None, None, help="Weight decay.", panel=_RECIPE),
+    opt("min_size", int | None, None, help="Resize: shorter side.", panel=_RECIPE),
+    opt("max_size", int | None, None, help="Resize: longest side at most.", panel=_RECIPE),
+    opt("trainable_layers", int | None, None, help="Backbone stages that train (0-5).", panel=_RECIPE),
+    opt("norm_layer", str | None, None, help="frozen_bn or bn.", panel=_RECIPE),
+    opt("anchor_base", int | None, None, help="Anchor size of the finest level.", panel=_RECIPE),
+    opt("image_size", int | None, None, help="mnistdet canvas size.", panel=_RECIPE),
+    opt("n_train", int | None, None, help="mnistdet train scenes.", panel=_RECIPE),
+    opt("n_val", int | None, None, help="mnistdet val scenes.", panel=_RECIPE),
+)
+TRAIN = (
+    opt("attention", str, "scsa", "--attention", "-a", help="Attention block; none: plain.", panel=_DATA),
+    opt("quick", bool, False, "--quick", help="A short run (~3 min on 2 CPU cores).", panel=_RUN),
+)
+COMPARE = (
+    opt(
+        "attentions",
+        str,
+        "none,se,eca,cbam,scsa",
+        "--attentions",
+        "-a",
+        help="Blocks to compare.",
+        panel=_DATA,
+    ),
+    opt("seeds", int, 1, help="Runs per block (>= 2: mean ± std, tie verdicts).", panel=_RUN),
+    opt("quick", bool, False, "--quick", help="The --quick train run per block.", panel=_RUN),
+)
 
 
-def _trainer_options(**kw: Any):
-    from scsa.engine import TrainerOptions
+def detect_config(opts: Options, attention: str = "scsa"):
+    """The :class:`scsa.tasks.detection.train.DetectConfig` of a command's options."""
+    import dataclasses
 
-    return TrainerOptions(**{k: v for k, v in kw.items() if v is not None})
+    from scsa.tasks.detection.train import DetectConfig
 
-
-def _config(args: dict[str, Any], config_file: Path | None) -> dict[str, Any]:
-    """Command-line values over the --config file's values (keys as option names, dashes or underscores)."""
-    if config_file is None:
-        return args
-    from scsa.engine.config import load_config_file
-
-    stored = {k.replace("-", "_"): v for k, v in load_config_file(config_file).items()}
-    unknown = sorted(set(stored) - set(args))
-    if unknown:
-        raise typer.BadParameter(
-            f"{config_file}: unknown option(s) {', '.join(unknown)}", param_hint="--config"
-        )
-    return {k: (args[k] if args[k] is not None else stored.get(k)) for k in args}
+    fields = {f.name for f in dataclasses.fields(DetectConfig)}
+    values = {k: v for k, v in opts.items() if k in fields}
+    values["epochs"] = opts.get("epochs")
+    if opts.get("quick"):
+        values.update({k: v for k, v in QUICK.items() if values.get(k) is None})
+    return DetectConfig(**{**values, "attention": attention})
 
 
 @app.command()
-def train(
-    data: str = DataOpt,
-    fmt: str | None = FormatOpt,
-    detector: str = DetectorOpt,
-    model: str | None = ModelOpt,
-    attention: str = typer.Option(
-        "scsa", "--attention", "-a", help="attention block of the zoo (none: plain)"
-    ),
-    recipe: str = RecipeOpt,
-    epochs: int | None = typer.Option(None, help="epochs (default: the recipe's)"),
-    batch_size: int | None = typer.Option(None, help="images per device and step"),
-    lr: float | None = typer.Option(
-        None, help="learning rate (default: the recipe's, scaled with the global batch)"
-    ),
-    min_size: int | None = typer.Option(None, help="torchvision's resize: shorter side"),
-    max_size: int | None = typer.Option(None, help="torchvision's resize: longest side at most"),
-    trainable_layers: int | None = typer.Option(None, help="backbone stages that train (0-5)"),
-    norm_layer: str | None = typer.Option(None, help="frozen_bn | bn"),
-    backbone_weights: str | None = typer.Option(
-        None, help="local classify checkpoint, torchvision or MMPretrain file"
-    ),
-    image_size: int | None = typer.Option(None, help="mnistdet canvas size"),
-    n_train: int | None = typer.Option(None, help="mnistdet train scenes"),
-    n_val: int | None = typer.Option(None, help="mnistdet val scenes"),
-    skip_bad_annotations: bool = typer.Option(
-        False, help="drop bad annotations (and report how many) instead of stopping"
-    ),
-    quick: bool = typer.Option(False, help="a short run of the small recipe (~3 min on 2 CPU cores)"),
-    out: Path | None = OutOpt,
-    resume: str | None = typer.Option(None, help="'last' or a checkpoint path: continue the run exactly"),
-    config: Path | None = typer.Option(None, "--config", help="YAML/JSON file of option values"),
-    seed: int = typer.Option(0, help="random seed"),
-    accelerator: str = typer.Option("auto", help="cpu | gpu | auto"),
-    devices: str = typer.Option("1", help="devices (int or 'auto')"),
-    num_nodes: int = typer.Option(1, help="nodes"),
-    strategy: str = typer.Option("auto", help="Lightning strategy (ddp, ...)"),
-    precision: str | None = typer.Option(None, help="32 | bf16-mixed | 16-mixed"),
-    num_workers: int | None = typer.Option(None, help="data loader workers"),
-    limit_train_batches: float | None = typer.Option(None, help="fraction (<= 1) or number of train batches"),
-    limit_val_batches: float | None = typer.Option(None, help="fraction (<= 1) or number of val batches"),
-    skip_nonfinite_loss: bool = typer.Option(
-        False, help="skip steps with a NaN/inf loss instead of stopping"
-    ),
-    progress: bool = typer.Option(True, help="progress bar"),
-) -> None:
-    """Train a detector (default: Faster R-CNN, ResNet-18 + SCSA, recipe small, on mnistdet)."""
-    from scsa.tasks.detection.train import DetectConfig, train_detector
+@common.with_options(common.run_options("runs/detect"), DATA, TRAIN, RECIPE, common.TRAINER)
+def train(opts: Options) -> None:
+    """Train a detector: checkpoints, COCO metrics per epoch, curves, predictions_val.json.
 
-    values = _config(
-        dict(
-            data=data,
-            fmt=fmt,
-            detector=detector,
-            model=model,
-            attention=attention,
-            recipe=recipe,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            min_size=min_size,
-            max_size=max_size,
-            trainable_layers=trainable_layers,
-            norm_layer=norm_layer,
-            backbone_weights=backbone_weights,
-            image_size=image_size,
-            n_train=n_train,
-            n_val=n_val,
-        ),
-        config,
-    )
-    if quick:
-        values = {**values, **{k: values[k] if values[k] is not None else v for k, v in QUICK.items()}}
-    cfg = DetectConfig(
-        data=values["data"],
-        format=values["fmt"],
-        detector=values["detector"],
-        backbone=values["model"],
-        attention=values["attention"],
-        recipe=values["recipe"],
-        epochs=values["epochs"],
-        batch_size=values["batch_size"],
-        lr=values["lr"],
-        min_size=values["min_size"],
-        max_size=values["max_size"],
-        trainable_layers=values["trainable_layers"],
-        norm_layer=values["norm_layer"],
-        backbone_weights=values["backbone_weights"],
-        image_size=values["image_size"],
-        n_train=values["n_train"],
-        n_val=values["n_val"],
-        skip_bad_annotations=skip_bad_annotations,
-    )
-    options = _trainer_options(
-        accelerator=accelerator,
-        devices=int(devices) if devices.isdigit() else devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        precision=precision,
-        seed=seed,
-        num_workers=num_workers,
-        progress=progress,
-        skip_nonfinite_loss=skip_nonfinite_loss,
-        limit_train_batches=_limit(limit_train_batches),
-        limit_val_batches=_limit(limit_val_batches),
-    )
-    out = out or Path("runs") / f"detect-{cfg.detector}-{cfg.attention}"
-    result = train_detector(cfg, options, out, resume=resume)
+    mnistdet on CPU (Faster R-CNN, ResNet-18 + SCSA, recipe small): scsa detect train
+
+    COCO on 8 GPUs: scsa detect train -d /data/coco -m resnet50 -a scsa --recipe coco-1x --devices 8 --strategy ddp
+    """
+    from scsa.tasks.detection.train import train_detector
+
+    cfg = detect_config(opts, opts.attention)
+    options = common.options_from(opts)
+    try:
+        result = train_detector(cfg, options, opts.out_dir, resume=opts.resume)
+    except (ValueError, FloatingPointError) as e:  # bad options or data; a non-finite loss
+        raise common.fail(e) from e
+    if not common.is_rank_zero():
+        return
     _print_metrics("best", result.best, result.best_epoch)
     _print_metrics("final", result.final, int(result.final["epoch"]))
-    typer.echo(
-        f"wall time {result.wall_time_s:.0f} s; run folder {out} (summary.json, predictions_val.json, curves.png)"
-    )
+    skipped = result.summary.get("skipped_bad_annotations")
+    if skipped:
+        typer.echo(f"skipped {skipped} bad annotation(s)")
+    typer.echo(f"wall time {result.wall_time_s:.0f} s; run folder {opts.out_dir}")
 
 
 def _limit(value: float | None) -> int | float | None:
@@ -194,7 +169,7 @@ def evaluate(
     data: str | None = typer.Option(
         None, "--data", "-d", help="dataset (default: the one it was trained on)"
     ),
-    fmt: str | None = FormatOpt,
+    fmt: str | None = typer.Option(None, "--format", help="coco, voc or yolo (default: from the path)"),
     split: str = typer.Option("val", help="split to evaluate"),
     batch_size: int = typer.Option(8, help="images per batch"),
     out: Path | None = typer.Option(
@@ -233,54 +208,24 @@ def predict(
 
 
 @app.command()
-def compare(
-    data: str = DataOpt,
-    fmt: str | None = FormatOpt,
-    detector: str = DetectorOpt,
-    model: str | None = ModelOpt,
-    attentions: str = typer.Option(
-        "none,se,eca,cbam,scsa", "--attentions", "-a", help="comma-separated blocks"
-    ),
-    recipe: str = RecipeOpt,
-    epochs: int | None = typer.Option(None, help="epochs (default: the recipe's)"),
-    seeds: int = typer.Option(1, help="seeds per block (>= 2 for mean ± std and tie verdicts)"),
-    n_train: int | None = typer.Option(None, help="mnistdet train scenes"),
-    n_val: int | None = typer.Option(None, help="mnistdet val scenes"),
-    quick: bool = typer.Option(False, help="the --quick run of train, per block"),
-    out: Path = typer.Option(Path("runs/detect-compare"), "--out", "-o", help="output folder"),
-    seed: int = typer.Option(0, help="first seed"),
-    accelerator: str = typer.Option("auto", help="cpu | gpu | auto"),
-    devices: str = typer.Option("1", help="devices"),
-    strategy: str = typer.Option("auto", help="Lightning strategy"),
-    precision: str | None = typer.Option(None, help="32 | bf16-mixed | 16-mixed"),
-    progress: bool = typer.Option(False, help="progress bars"),
-) -> None:
-    """One detector, each attention, the same recipe and seeds: params, GFLOPs, FPS, mAP, AP50/75, APs/m/l."""
-    from scsa.tasks.detection.compare import compare_detectors
-    from scsa.tasks.detection.train import DetectConfig
+@common.with_options(
+    common.run_options("runs/detect-compare", resume=False), DATA, COMPARE, RECIPE, common.TRAINER
+)
+def compare(opts: Options) -> None:
+    """One detector, each attention, the same recipe and seeds: params, GFLOPs, FPS, mAP, AP50/75, APs/m/l.
 
-    q = QUICK if quick else {}
-    cfg = DetectConfig(
-        data=data,
-        format=fmt,
-        detector=detector,
-        backbone=model,
-        recipe=recipe,
-        epochs=epochs or q.get("epochs"),
-        n_train=n_train or q.get("n_train"),
-        n_val=n_val or q.get("n_val"),
-    )
-    options = _trainer_options(
-        accelerator=accelerator,
-        devices=int(devices) if devices.isdigit() else devices,
-        strategy=strategy,
-        precision=precision,
-        seed=seed,
-        progress=progress,
-    )
-    names = [a.strip() for a in attentions.split(",") if a.strip()]
-    compare_detectors(cfg, options, out, names, seeds)
-    typer.echo(f"wrote {out}/compare.md, compare.csv, compare.json, compare.png")
+    mnistdet on CPU: scsa detect compare --quick -a none,scsa
+    """
+    from scsa.tasks.detection.compare import compare_detectors
+
+    cfg = detect_config(opts)
+    options = common.options_from(opts, progress=False)
+    names = [a.strip() for a in opts.attentions.split(",") if a.strip()]
+    try:
+        compare_detectors(cfg, options, opts.out_dir, names, opts.seeds)
+    except (ValueError, FloatingPointError) as e:
+        raise common.fail(e) from e
+    typer.echo(f"wrote {opts.out_dir}/compare.md, compare.csv, compare.json, compare.png")
 
 
 @app.command("export-data")
