@@ -70,7 +70,7 @@ def fast_path_reason(x: torch.Tensor) -> str | None:
     ``torch.func`` transforms capture the plain path (a compiler fuses that one anyway).
     """
     if not _config.FAST_PATH:
-        return "turned off by scsa.attention.set_fast_path(False)"
+        return "turned off by scsa.attention.set_fast_path(False) or SCSA_FAST_PATH=0"
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return "TorchScript scripting or tracing"
     if torch.compiler.is_compiling() or is_exporting():
