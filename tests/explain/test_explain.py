@@ -41,7 +41,7 @@ def _on_canvas(digit: torch.Tensor, corner: int) -> tuple[torch.Tensor, np.ndarr
 @pytest.mark.parametrize("attention", ["scsa", "none"])
 def test_gradcam_points_at_a_digit_in_a_corner_of_a_blank_canvas(checkpoints, attention):
     model = E.resolve(checkpoints[attention])
-    digits, labels = _digits(12)
+    digits, labels = _digits(8)
     hits, ratios = 0, []
     for i in range(len(digits)):
         image, box = _on_canvas(digits[i], i % 4)
@@ -59,9 +59,10 @@ def test_gradcam_inputs_methods_and_layers(checkpoints, tmp_path):
     digit = _digits(1)[0][0]
     path = tmp_path / "d.png"
     Image.fromarray(digit.permute(1, 2, 0).numpy()).save(path)
-    a = E.gradcam(checkpoints["none"], path)
-    b = E.gradcam(checkpoints["none"], Image.open(path))
-    c = E.gradcam(checkpoints["none"], digit.float() / 255)
+    base = E.resolve(checkpoints["none"])
+    a = E.gradcam(checkpoints["none"], path)  # a checkpoint path works too
+    b = E.gradcam(base, Image.open(path))
+    c = E.gradcam(base, digit.float() / 255)
     assert a.shape == (IMAGE_SIZE, IMAGE_SIZE) and np.allclose(a, b) and np.allclose(a, c, atol=1e-4)
     model = E.resolve(checkpoints["scsa"])
     for method in ("gradcam++", "eigencam", "layercam"):
@@ -73,6 +74,10 @@ def test_gradcam_inputs_methods_and_layers(checkpoints, tmp_path):
         E.gradcam(model, digit, layer=9)
     with pytest.raises(ValueError, match="does not exist"):
         E.gradcam(model, tmp_path / "missing.png")
+    with pytest.raises(ValueError, match="target class 10 does not exist"):
+        E.gradcam(model, digit, target=10)
+    result = E.explain_image(model, digit)
+    assert result.score == pytest.approx(E.explain_image(model, digit, target=result.target).score, abs=1e-6)
 
 
 def test_erf_of_stage_4_is_wider_than_of_stage_2(checkpoints):

@@ -85,14 +85,20 @@ def explain_image(
     x = ex.normalize(img[None]).to(_device(ex.model))
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    with torch.no_grad():
-        probs = ex.model(x).float().softmax(dim=1)[0]
+    if target is not None and not 0 <= target < _num_classes(ex.model):
+        raise ValueError(
+            f"target class {target} does not exist: the model has {_num_classes(ex.model)} classes"
+        )
+    with cls(model=ex.model, target_layers=[layer_module]) as cam:
+        # targets=None: the library explains the predicted class; its forward's logits give the score
+        grayscale = cam(input_tensor=x, targets=None if target is None else [ClassifierOutputTarget(target)])
+        logits = cam.outputs.detach() if isinstance(getattr(cam, "outputs", None), torch.Tensor) else None
+    if logits is None:
+        with torch.no_grad():
+            logits = ex.model(x)
+    probs = logits.float().softmax(dim=1)[0]
     if target is None:
         target = int(probs.argmax())
-    if not 0 <= target < probs.numel():
-        raise ValueError(f"target class {target} does not exist: the model has {probs.numel()} classes")
-    with cls(model=ex.model, target_layers=[layer_module]) as cam:
-        grayscale = cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])
     heat = np.nan_to_num(np.asarray(grayscale[0], dtype=np.float32), nan=0.0)
     return CamResult(
         cam=heat,
@@ -126,6 +132,13 @@ def gradcam(
         method: ``"gradcam"``, ``"gradcam++"``, ``"eigencam"`` or any other key of :data:`CAM_METHODS`.
     """
     return explain_image(model_or_checkpoint, image, target, layer, method).cam
+
+
+def _num_classes(model: nn.Module) -> int:
+    head = model.get_classifier() if hasattr(model, "get_classifier") else getattr(model, "fc", None)
+    if isinstance(head, nn.Linear):
+        return head.out_features
+    return int(getattr(model, "num_classes", 0)) or 10**9  # unknown: let the library's indexing decide
 
 
 def _device(model: nn.Module) -> torch.device:
