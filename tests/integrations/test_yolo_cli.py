@@ -30,12 +30,15 @@ def test_compare_writes_its_table_offline(tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     out = tmp_path / "cmp"
     args = ["compare", "-a", "eca", "--epochs", "1", "--imgsz", "64", "--n-train", "8", "--n-val", "4"]
-    result = CliRunner().invoke(app, [*args, "--batch", "4", "-o", str(out)])
+    result = CliRunner().invoke(app, [*args, "--batch", "4", "--quick", "-o", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     table = (out / "compare.md").read_text()
     assert table.count("\n| ") == 2 and "| none | - |" in table and "| eca | backbone |" in table
     assert "one seed: no ranking" in table
     saved = json.loads((out / "compare.json").read_text())
+    settings = saved["settings"]  # --quick fills in what was not given, and only that
+    assert (settings["epochs"], settings["n_train"], settings["batch"], settings["workers"]) == (1, 8, 4, 0)
+    assert settings["extra"] == {"mosaic": 0.0, "warmup_epochs": 1.0}
     eca = saved["table"][1]
     assert eca["params"] > saved["table"][0]["params"] and eca["GFLOPs"] > 0 and eca["FPS"] > 0
     assert (out / "compare.png").stat().st_size > 1000 and (out / "compare.csv").is_file()

@@ -16,6 +16,8 @@ from typing import Any
 
 import typer
 
+from scsa.cli import common
+
 app = typer.Typer(
     help="YOLO (ultralytics) with SCSA and the zoo: train, val, predict, compare.", no_args_is_help=True
 )
@@ -34,52 +36,49 @@ QUICK = {"model": "yolo11n", "imgsz": 64, "epochs": 5, "batch": 16, "n_train": 2
 QUICK_ARGS = {"mosaic": 0.0, "warmup_epochs": 1.0}
 
 
-def _shared(**extra: Any) -> dict[str, Any]:
-    """The options train and compare share (typer.Option declarations, by parameter name)."""
-    o = typer.Option
-    return {
-        "model": o(
-            "yolo11n", "--model", "-m", help="yolo11n, yolov8s, ... or a model YAML.", rich_help_panel=_MODEL
-        ),
-        "where": o("backbone", help="backbone, p3, p4, p5, neck or c2psa.", rich_help_panel=_MODEL),
-        "weights": o(None, help="Local .pt to start from (none: random init).", rich_help_panel=_MODEL),
-        "data": o(
-            "mnistdet", "--data", "-d", help="data.yaml, or mnistdet (exported).", rich_help_panel=_DATA
-        ),
-        "data_size": o(96, help="mnistdet image size (>= 96).", rich_help_panel=_DATA),
-        "n_train": o(400, min=1, help="mnistdet training images.", rich_help_panel=_DATA),
-        "n_val": o(100, min=1, help="mnistdet validation images.", rich_help_panel=_DATA),
-        "epochs": o(10, min=1, help="Epochs.", rich_help_panel=_TRAIN),
-        "imgsz": o(96, min=32, help="Training image size (multiple of 32).", rich_help_panel=_TRAIN),
-        "batch": o(16, min=1, help="Batch size.", rich_help_panel=_TRAIN),
-        "device": o("cpu", help="cpu, 0, 0,1, ...", rich_help_panel=_TRAIN),
-        "workers": o(0, min=0, help="Data loader workers.", rich_help_panel=_TRAIN),
-        "plots": o(False, "--plots/--no-plots", help="ultralytics' plots.", rich_help_panel=_TRAIN),
-        "quick": o(False, "--quick", help=f"Small settings: {QUICK}, {QUICK_ARGS}.", rich_help_panel=_TRAIN),
-        "arg": o(
-            [],
-            "--arg",
-            help="Any ultralytics train argument, key=value (repeatable).",
-            rich_help_panel=_TRAIN,
-        ),
-        **extra,
-    }
+MODEL_OPTIONS = (
+    common.opt(
+        "model", str, "yolo11n", "--model", "-m", help="yolo11n, yolov8s, ... or a YAML.", panel=_MODEL
+    ),
+    common.opt("where", str, "backbone", help="backbone, p3, p4, p5, neck or c2psa.", panel=_MODEL),
+    common.opt(
+        "weights", str | None, None, help="Local .pt to start from (none: random init).", panel=_MODEL
+    ),
+)
+DATA_OPTIONS = (
+    common.opt(
+        "data", str, "mnistdet", "--data", "-d", help="data.yaml, or mnistdet (exported).", panel=_DATA
+    ),
+    common.opt("data_size", int, 96, help="mnistdet image size (>= 96).", panel=_DATA, min=96),
+    common.opt("n_train", int, 400, help="mnistdet training images.", panel=_DATA, min=1),
+    common.opt("n_val", int, 100, help="mnistdet validation images.", panel=_DATA, min=1),
+)
+TRAIN_OPTIONS = (
+    common.opt("epochs", int, 10, help="Epochs.", panel=_TRAIN, min=1),
+    common.opt("imgsz", int, 96, help="Training image size (multiple of 32).", panel=_TRAIN, min=32),
+    common.opt("batch", int, 16, help="Batch size.", panel=_TRAIN, min=1),
+    common.opt("device", str, "cpu", help="cpu, 0, 0,1, ...", panel=_TRAIN),
+    common.opt("workers", int, 0, help="Data loader workers.", panel=_TRAIN, min=0),
+    common.opt("plots", bool, False, "--plots/--no-plots", help="ultralytics' plots.", panel=_TRAIN),
+    common.opt("quick", bool, False, "--quick", help=f"Small settings: {QUICK}, {QUICK_ARGS}.", panel=_TRAIN),
+    common.opt(
+        "arg",
+        list[str] | None,
+        None,
+        help="Any ultralytics train argument, key=value (repeatable).",
+        panel=_TRAIN,
+    ),
+)
 
 
-def _given(ctx: typer.Context) -> set[str]:
-    from click.core import ParameterSource
-
-    return {k for k in ctx.params if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
-
-
-def _apply_quick(ctx: typer.Context) -> dict[str, Any]:
+def _apply_quick(opts: common.Options) -> dict[str, Any]:
+    """The options, with --quick's settings where an option was not given, and --arg parsed."""
     import yaml
 
-    values = dict(ctx.params)
+    values = dict(opts)
     extra: dict[str, Any] = {}
     if values.get("quick"):
-        given = _given(ctx)
-        values.update({k: v for k, v in QUICK.items() if k not in given})
+        values.update({k: v for k, v in QUICK.items() if k not in opts.given})
         extra.update(QUICK_ARGS)
     for item in values.pop("arg", None) or []:
         key, sep, value = item.partition("=")
@@ -144,38 +143,22 @@ def _train_one(
     return row
 
 
-_S = _shared()
-
-
 @app.command()
+@common.with_options(
+    common.run_options("runs/yolo", resume=False), MODEL_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS
+)
 def train(
-    ctx: typer.Context,
     attention: str = typer.Option("scsa", "--attention", "-a", help="Zoo block, or none."),
-    seed: int = typer.Option(0, help="Seed of weights and data order."),
-    out_dir: str = typer.Option("runs/yolo", "--out", "-o", help="Run folder."),
-    model: str = _S["model"],
-    where: str = _S["where"],
-    weights: str | None = _S["weights"],
-    data: str = _S["data"],
-    data_size: int = _S["data_size"],
-    n_train: int = _S["n_train"],
-    n_val: int = _S["n_val"],
-    epochs: int = _S["epochs"],
-    imgsz: int = _S["imgsz"],
-    batch: int = _S["batch"],
-    device: str = _S["device"],
-    workers: int = _S["workers"],
-    plots: bool = _S["plots"],
-    quick: bool = _S["quick"],
-    arg: list[str] = _S["arg"],
+    *,
+    opts: common.Options,
 ) -> None:
     """Train one model offline (ultralytics' trainer); prints its metrics and best.pt."""
     try:
-        o = _apply_quick(ctx)
+        o = _apply_quick(opts)
         out = Path(o["out_dir"])
         row = _train_one(o, _data_yaml(o, out), attention, o["seed"], out, f"{attention}-seed{o['seed']}")
     except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from err
+        raise common.fail(err) from err
     from scsa.io import write_json
 
     write_json(Path(row["best"]).parent.parent / "scsa_summary.json", row)
@@ -195,7 +178,7 @@ def val(
     from scsa.integrations import ultralytics as su
 
     if not Path(weights).is_file():
-        raise _fail(FileNotFoundError(f"{weights!r}: no such file"))
+        raise common.fail(FileNotFoundError(f"{weights!r}: no such file"))
     metrics = YOLO(weights).val(data=data, imgsz=imgsz, device=device, plots=False, verbose=False, workers=0)
     typer.echo(" ".join(f"{k}={metrics.results_dict[v]:.4f}" for k, v in METRICS.items()))
     typer.echo(f"params={su.measure(weights, imgsz)['params']}")
@@ -216,7 +199,7 @@ def predict(
     import scsa.integrations.ultralytics  # noqa: F401  (registers the layers the checkpoint names)
 
     if not Path(weights).is_file():
-        raise _fail(FileNotFoundError(f"{weights!r}: no such file"))
+        raise common.fail(FileNotFoundError(f"{weights!r}: no such file"))
     results = YOLO(weights).predict(
         source,
         imgsz=imgsz,
@@ -235,32 +218,23 @@ def predict(
 
 
 @app.command()
+@common.with_options(
+    common.run_options("runs/yolo-compare", resume=False, seed=False),
+    MODEL_OPTIONS,
+    DATA_OPTIONS,
+    TRAIN_OPTIONS,
+)
 def compare(
-    ctx: typer.Context,
     attentions: str = typer.Option(
         "none,scsa,cbam,eca", "--attentions", "-a", help="Comma list; none = unmodified."
     ),
     seeds: str = typer.Option("0", help="Comma list of seeds; each variant trains once per seed."),
-    out_dir: str = typer.Option("runs/yolo-compare", "--out", "-o", help="Folder of the table and the runs."),
-    model: str = _S["model"],
-    where: str = _S["where"],
-    weights: str | None = _S["weights"],
-    data: str = _S["data"],
-    data_size: int = _S["data_size"],
-    n_train: int = _S["n_train"],
-    n_val: int = _S["n_val"],
-    epochs: int = _S["epochs"],
-    imgsz: int = _S["imgsz"],
-    batch: int = _S["batch"],
-    device: str = _S["device"],
-    workers: int = _S["workers"],
-    plots: bool = _S["plots"],
-    quick: bool = _S["quick"],
-    arg: list[str] = _S["arg"],
+    *,
+    opts: common.Options,
 ) -> None:
     """Train the unmodified model and each variant with the same settings and seeds; table + plot."""
     try:
-        o = _apply_quick(ctx)
+        o = _apply_quick(opts)
         names = [a.strip().lower() for a in attentions.split(",") if a.strip()]
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         if "none" not in names:
@@ -273,15 +247,10 @@ def compare(
                 typer.echo(f"training {a} (seed {seed}) ...", err=True)
                 rows.append(_train_one(o, data, a, seed, out / "runs", f"{a}-seed{seed}"))
     except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from err
+        raise common.fail(err) from err
     table = summarize(rows, names)
     files = write_tables(out, rows, table, o, seed_list)
     typer.echo(files["md"].read_text())
-
-
-def _fail(err: Exception) -> typer.Exit:
-    typer.echo(f"error: {err}", err=True)
-    return typer.Exit(2)
 
 
 def summarize(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
