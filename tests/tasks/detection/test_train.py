@@ -100,3 +100,16 @@ def test_cli_train_eval_predict_export(tmp_path):
     assert json.loads((tmp_path / "pred" / "detections.json").read_text())[0]["file"] == str(image)
     bad = runner.invoke(app, ["train", "-d", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "cannot tell the format" in bad.output
+
+
+@pytest.mark.slow
+def test_compare_table(tmp_path):
+    from scsa.tasks.detection.compare import compare_detectors
+
+    cfg = DetectConfig(detector="fcos", backbone="resnet18", epochs=1, **{**TINY, "n_train": 2, "n_val": 1})
+    rows = compare_detectors(cfg, _options(checkpoints="none"), tmp_path, ["none", "scsa"], seeds=1)
+    assert [r["attention"] for r in rows] == ["none", "scsa"] and all(r["verdict"] == "n/a" for r in rows)
+    assert rows[1]["params"] > rows[0]["params"] and rows[0]["gflops"] > 0 and rows[0]["fps"] > 0
+    for name in ("compare.md", "compare.csv", "compare.json", "compare.png"):
+        assert (tmp_path / name).is_file()
+    assert "One seed" in (tmp_path / "compare.md").read_text()
