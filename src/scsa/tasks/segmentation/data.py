@@ -192,6 +192,20 @@ def scan_layout(root: str | os.PathLike, fmt: str, skip_bad_images: bool = False
 # ----------------------------------------------------------------------------------------------
 # reading and checking one pair
 
+
+def _apply(dataset, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``dataset.transform`` of sample ``index``; an ``(index, seed)`` item seeds its randomness alone."""
+    index, seed = item if isinstance(item, tuple) else (item, None)
+    image, labels = dataset.load(index)
+    if dataset.transform is None:
+        return image, labels
+    if seed is None:
+        return dataset.transform(image, labels)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return dataset.transform(image, labels)
+
+
 Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -300,9 +314,8 @@ class SegmentationFiles(Dataset):
     def name(self, index: int) -> str:
         return self.pairs[index][0].stem
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, labels = self.load(index)
-        return self.transform(image, labels) if self.transform is not None else (image, labels)
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return _apply(self, item)
 
 
 class ArraySegmentation(Dataset):
@@ -323,6 +336,5 @@ class ArraySegmentation(Dataset):
     def name(self, index: int) -> str:
         return f"mnistseg_{index:05d}"
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, labels = self.load(index)
-        return self.transform(image, labels) if self.transform is not None else (image, labels)
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return _apply(self, item)

@@ -26,8 +26,10 @@ __all__ = ["IterationSampler", "SegmentationDataModule", "ShardSampler"]
 
 
 class IterationSampler(Sampler):
-    """``samples_per_epoch`` indices of epoch ``e`` from seeded permutations laid end to end; this rank's
-    share (every ``num_replicas``-th)."""
+    """Epoch ``e``: ``samples_per_epoch`` items of seeded permutations laid end to end, this rank's share
+    (every ``num_replicas``-th). Items are ``(index, seed)``: the seed, a function of the run's seed and
+    the item's place in the stream, drives that sample's augmentation, so the data do not depend on
+    how many loader workers there are or on what else drew from torch's generator (exact resume)."""
 
     def __init__(
         self, size: int, samples_per_epoch: int, seed: int, num_replicas: int = 1, rank: int = 0
@@ -41,14 +43,21 @@ class IterationSampler(Sampler):
     def __len__(self) -> int:
         return len(range(self.rank, self.per_epoch, self.num_replicas))
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         start = self.epoch * self.per_epoch
         first, last = start // self.size, (start + self.per_epoch - 1) // self.size
         stream = np.concatenate(
             [np.random.default_rng((self.seed, k)).permutation(self.size) for k in range(first, last + 1)]
         )
-        picked = stream[start - first * self.size : start - first * self.size + self.per_epoch]
-        return iter(picked[self.rank :: self.num_replicas].tolist())
+        offset = start - first * self.size
+        picked = stream[offset : offset + self.per_epoch]
+        seeds = np.random.default_rng((self.seed, 1_000_003, self.epoch)).integers(0, 2**62, self.per_epoch)
+        return iter(
+            [
+                (int(i), int(s))
+                for i, s in zip(picked[self.rank :: self.num_replicas], seeds[self.rank :: self.num_replicas])
+            ]
+        )
 
 
 class ShardSampler(Sampler):

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["DECODERS", "Segmenter", "build_segmenter", "encoder_name"]
+__all__ = ["DECODERS", "SINGLE_WIDTH", "Segmenter", "build_segmenter", "encoder_name", "segmenter_from_spec"]
 
 # the smp architectures that take a 5-stage CNN encoder and give logits at the input size
 DECODERS: dict[str, str] = {
@@ -35,6 +35,8 @@ DECODERS: dict[str, str] = {
     "manet": "manet",
     "pan": "pan",
 }
+# decoders whose width is one number (``decoder_channels``); the others take smp's own arguments
+SINGLE_WIDTH = ("upernet", "fpn", "deeplabv3plus", "deeplabv3", "pspnet")
 # decoders that fix the encoder's output stride through their own argument
 _OS_ARG = {
     "deeplabv3plus": "encoder_output_stride",
@@ -206,7 +208,7 @@ def build_segmenter(
                 f"decoder {decoder!r} needs the full-resolution pyramid: output_stride must be 32"
             )
     if decoder_channels is not None:
-        if key in ("upernet", "deeplabv3plus", "deeplabv3", "pspnet"):
+        if key in ("upernet", "deeplabv3plus", "deeplabv3", "pspnet"):  # SINGLE_WIDTH but FPN
             kwargs["decoder_channels" if key != "pspnet" else "psp_out_channels"] = decoder_channels
         elif key == "fpn":
             kwargs["decoder_pyramid_channels"] = decoder_channels

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from scsa.engine import TaskModule
+from scsa.engine import TaskModule, epoch_seed
 from scsa.tasks.segmentation.data import IGNORE_INDEX
 from scsa.tasks.segmentation.metrics import SegmentationMetrics
 from scsa.tasks.segmentation.model import segmenter_from_spec
@@ -71,6 +71,12 @@ class SegmentationModule(TaskModule):
 
     # ------------------------------------------------------------------------------------------
     # training
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Dropout (FPN's, the auxiliary head's) draws from torch's generator, which the data loader
+        # also draws from when it starts; seeding each step from (seed, step, rank) keeps a resumed
+        # run on the same draws as the uninterrupted one.
+        torch.manual_seed(epoch_seed(self.seed, self.global_step, self.global_rank))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         images, labels = batch

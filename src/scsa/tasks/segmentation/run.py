@@ -19,7 +19,7 @@ import torch
 from scsa.tasks.segmentation.data import IGNORE_INDEX
 from scsa.tasks.segmentation.datamodule import SegmentationDataModule
 from scsa.tasks.segmentation.metrics import SegmentationMetrics
-from scsa.tasks.segmentation.model import build_segmenter, segmenter_from_spec
+from scsa.tasks.segmentation.model import SINGLE_WIDTH, build_segmenter, segmenter_from_spec
 from scsa.tasks.segmentation.recipes import SegRecipe, get_recipe
 
 __all__ = ["evaluate", "load_segmenter", "palette", "predict", "train"]
@@ -71,6 +71,7 @@ def train(
         skip_bad_images=skip_bad_images,
         classes_file=classes_file,
     )
+    torch.manual_seed(options.seed)  # the initial weights are the run's seed's (fit seeds later)
     model = build_segmenter(
         decoder,
         backbone,
@@ -79,7 +80,8 @@ def train(
         output_stride=output_stride,
         backbone_weights=backbone_weights,
         aux_head=aux_head,
-        decoder_channels=rec.decoder_channels,
+        # the recipe's width applies where the decoder has one (UPerNet, FPN, DeepLab); Unet keeps smp's
+        decoder_channels=rec.decoder_channels if _decoder_key(decoder) in SINGLE_WIDTH else None,
     )
     global_batch = rec.batch_size * options.accumulate_grad_batches
     module = SegmentationModule(
@@ -128,6 +130,10 @@ def train(
         task="segment",
         callbacks=callbacks,
     )
+
+
+def _decoder_key(decoder: str) -> str:
+    return decoder.lower().replace("-", "").replace("_", "")
 
 
 def load_segmenter(checkpoint: str | os.PathLike, map_location: str = "cpu") -> tuple[torch.nn.Module, dict]:
