@@ -47,12 +47,14 @@ def x_of(batch: int = 2) -> torch.Tensor:
     return torch.randn(batch, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
 
 
-def check_forward_backward(model: nn.Module) -> None:
+def check_forward_backward(model: nn.Module, backward: bool = True) -> None:
     x = x_of()
     model.eval()
     with torch.no_grad():
         y = model(x)
     assert y.shape == (2, model.num_classes) and torch.isfinite(y).all()
+    if not backward:
+        return
     model.train()
     y = model(x)
     F.cross_entropy(y, torch.tensor([0, 1])).backward()
@@ -125,7 +127,8 @@ def test_every_attention_create_forward_backward(attention: str) -> None:
 def test_every_arch_create_forward_features(arch: str, attention: str) -> None:
     name = name_of(arch, attention)
     model = build(name)
-    check_forward_backward(model)
+    # the backward of every block type is walked above and in the slow walk below
+    check_forward_backward(model, backward=arch == "mobilenet_v2")
     check_features_only(name, model)
 
 
