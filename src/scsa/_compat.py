@@ -21,6 +21,7 @@ __all__ = [
     "is_exporting",
     "saved_tensors_hooks_enabled",
     "timm_efficientnet_blocks",
+    "torchvision_fpn_extractors",
     "top_saved_tensors_hooks",
 ]
 
@@ -92,3 +93,19 @@ def timm_efficientnet_blocks() -> tuple[type, type]:
             "MobileNetV2/EfficientNet needs timm 1.0.9 or a later release that keeps it"
         ) from e
     return DepthwiseSeparableConv, InvertedResidual
+
+
+def torchvision_fpn_extractors() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """torchvision's ``_mobilenet_extractor`` and ``_resnet_fpn_extractor``: what its own ``*_fpn``
+    detector constructors call, so our backbones get exactly torchvision's FPN, frozen layers and extra
+    levels. Gone: ImportError naming torchvision's version, and only the detectors stop building."""
+    try:
+        from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
+    except ImportError as e:  # pragma: no cover - depends on the installed torchvision
+        import torchvision
+
+        raise ImportError(
+            f"torchvision {torchvision.__version__} has no backbone_utils._resnet_fpn_extractor / "
+            "_mobilenet_extractor; scsa's detectors need torchvision 0.19 or a later release that keeps them"
+        ) from e
+    return _mobilenet_extractor, _resnet_fpn_extractor

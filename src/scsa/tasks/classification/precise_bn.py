@@ -24,7 +24,8 @@ from torch import nn
 
 __all__ = ["PreciseBN", "recompute_bn_stats"]
 
-_BN = nn.modules.batchnorm._BatchNorm
+# the public BatchNorm classes (SyncBatchNorm and the lazy ones derive from these)
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 @torch.no_grad()

@@ -81,11 +81,11 @@ def _backbone(
 
 
 def _fpn_extractors():
-    # torchvision's own FPN builders of its detection models: private names (not in scsa._compat yet).
-    # They are what torchvision's *_fpn constructors call, so our backbones get exactly torchvision's FPN.
-    from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
+    # torchvision's own FPN builders (private names, hence through scsa._compat): what its *_fpn
+    # constructors call, so our backbones get exactly torchvision's FPN
+    from scsa._compat import torchvision_fpn_extractors
 
-    return _mobilenet_extractor, _resnet_fpn_extractor
+    return torchvision_fpn_extractors()
 
 
 def _anchor_generator(detector: str, base: int, levels: int):
