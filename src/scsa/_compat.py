@@ -21,8 +21,8 @@ __all__ = [
     "is_exporting",
     "saved_tensors_hooks_enabled",
     "timm_efficientnet_blocks",
-    "torchvision_fpn_extractors",
     "top_saved_tensors_hooks",
+    "torchvision_fpn_extractors",
 ]
 
 # torch.compiler.is_exporting is public from torch 2.5; older versions never export through it.
