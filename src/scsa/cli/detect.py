@@ -1,4 +1,3 @@
-# ruff: noqa: B008 - typer declares options as call defaults
 """``scsa detect``: train, evaluate, predict, compare and export data for object detection.
 
 Heavy imports (torch, Lightning, torchvision) happen inside the commands, so ``scsa --help`` stays fast.
