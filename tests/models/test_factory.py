@@ -220,7 +220,10 @@ def test_mobilenet_mid_is_after_the_depthwise_relu6() -> None:
     assert [p.channels for p in found] == hidden
     assert all(p.seen[0].min() >= 0 and p.seen[0].max() <= 6 for p in found)  # ReLU6 output
     # each block's attention is its child `attn`, after the depth-wise stage
-    assert all(b.attention() is b.attn and isinstance(b.attn, Probe) and b.attn_path == "attn" for b in model.blocks())
+    assert all(
+        b.attention() is b.attn and isinstance(b.attn, Probe) and b.attn_path == "attn"
+        for b in model.blocks()
+    )
     post = create_model("mobilenet_v2", attention=Probe, num_classes=10, attention_position="post")
     assert [p.channels for p in probes(post)] == [b.out_channels for b in post.blocks()]
 
