@@ -19,7 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-QUICK = {"epochs": 2, "n_train": 160, "n_val": 80}  # the --quick run of the small recipe on mnistdet
+QUICK = {"epochs": 2, "n_train": 400, "n_val": 80}  # the --quick run of the small recipe on mnistdet
 
 _DATA, _RECIPE, _RUN = "Data and model", "Recipe (default: the recipe's)", "Run"
 

@@ -4,6 +4,7 @@ and loading a checkpoint back into a model (:func:`load_detector`)."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,10 @@ def train_detector(
         if config.lr is not None
         else scaled_lr(r, config.detector, _global_batch(r.batch_size, options))
     )
+    warmup = r.warmup_iters
+    if r.warmup_fraction is not None:
+        steps = -(-len(dm.train_set) // _global_batch(r.batch_size, options)) * options.max_epochs
+        warmup = min(warmup, max(math.ceil(r.warmup_fraction * steps), 1))
     torch.manual_seed(options.seed)  # the initial weights are the seed's, whatever ran before in this process
     module = DetectionModule(
         spec,
@@ -128,7 +133,7 @@ def train_detector(
         momentum=r.momentum,
         weight_decay=r.weight_decay,
         milestones=tuple(m for m in r.milestones if m < options.max_epochs),
-        warmup_iters=r.warmup_iters,
+        warmup_iters=warmup,
         warmup_factor=r.warmup_factor,
         seed=options.seed,
         info={
