@@ -62,12 +62,12 @@ RECIPE = (
 OTHER = (opt("skip_bad_images", bool, False, "--skip-bad-images", help="Leave bad pairs out.", panel=_OTHER),)
 COMPARE = (
     opt("attentions", str, "none,se,eca,cbam,scsa", "--attentions", help="Blocks to compare.", panel=_DATA),
-    opt("seeds", int, 1, help="Runs per block (seeds 0..K-1).", panel=common._RUN),
-    opt("throughput_batch", int, 8, help="Batch of the FPS measurement.", panel=common._RUN),
+    opt("seeds", int, 1, help="Runs per block (seeds 0..K-1).", panel=common.RUN_PANEL),
+    opt("throughput_batch", int, 8, help="Batch of the FPS measurement.", panel=common.RUN_PANEL),
 )
 # iterations are the unit: the engine's epochs/max_steps come from the recipe
 TRAINER = common.without(common.TRAINER, "epochs", "max_steps")
-QUICK = dict(iterations=150, val_interval=50, n_train=600, n_val=100)
+QUICK = dict(iterations=300, val_interval=100, n_train=600, n_val=100)
 
 
 def _train_kwargs(opts: Options) -> dict[str, Any]:

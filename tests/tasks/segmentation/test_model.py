@@ -73,3 +73,32 @@ def test_names_weights_and_errors(tmp_path):
     enc = model.encoder.model.state_dict()
     torch.testing.assert_close(enc["layer3.0.conv1.weight"], source.state_dict()["layer3.0.conv1.weight"])
     assert "loaded" in model.spec["backbone_weights_report"]
+
+
+def test_recipe_optimizer_and_dice_loss():
+    import dataclasses
+
+    from scsa.tasks.segmentation.module import SegmentationModule
+    from scsa.tasks.segmentation.recipes import get_recipe
+
+    small = get_recipe("small")
+    assert small.optimizer == "adamw" and small.dice_weight > 0
+    model = build_segmenter("fpn", "resnet18", "none", num_classes=3, decoder_channels=16)
+    module = SegmentationModule(model.spec, ["a", "b", "c"], small, model=model)
+    assert isinstance(module.configure_optimizers()["optimizer"], torch.optim.AdamW)
+    x, y = torch.randn(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32))
+    y[0, :4] = 255  # ignored pixels stay out of both losses
+    logits, _ = model.forward_train(x)
+    ce = torch.nn.functional.cross_entropy(logits, y, ignore_index=255)
+    # the training loss is CE + dice_weight x Dice, Dice in (0, 1]
+    total = float(module.training_step((x, y), 0).detach())
+    assert ce.item() < total <= ce.item() + small.dice_weight + 1e-4
+    sgd = SegmentationModule(
+        model.spec, ["a", "b", "c"], dataclasses.replace(small, optimizer="sgd"), model=model
+    )
+    assert isinstance(sgd.configure_optimizers()["optimizer"], torch.optim.SGD)
+    bad = SegmentationModule(
+        model.spec, ["a", "b", "c"], dataclasses.replace(small, optimizer="lamb"), model=model
+    )
+    with pytest.raises(ValueError, match="lamb"):
+        bad.configure_optimizers()

@@ -65,6 +65,13 @@ class SegmentationModule(TaskModule):
         self.val_metrics = SegmentationMetrics(len(self.classes), self.classes)
         self._train_loss = [0.0, 0]
         self._val_loss = [0.0, 0]
+        self._dice = None
+        if recipe.dice_weight:
+            import segmentation_models_pytorch as smp
+
+            # the strokes of a digit are a few % of the pixels: Dice weighs each class by its own
+            # overlap, so the rare classes pull as hard as the background
+            self._dice = smp.losses.DiceLoss("multiclass", ignore_index=IGNORE_INDEX)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -82,6 +89,8 @@ class SegmentationModule(TaskModule):
         images, labels = batch
         logits, aux = self.model.forward_train(images)
         loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+        if self.recipe.dice_weight:
+            loss = loss + self.recipe.dice_weight * self._dice(logits, labels)
         if aux is not None:
             loss = loss + self.recipe.aux_weight * F.cross_entropy(aux, labels, ignore_index=IGNORE_INDEX)
         loss = self.check_loss(loss, batch_idx)
@@ -93,12 +102,20 @@ class SegmentationModule(TaskModule):
 
     def configure_optimizers(self):
         lr = self.recipe.scaled_lr(self.global_batch)
-        optimizer = torch.optim.SGD(
-            self.model.parameters(),
-            lr=lr,
-            momentum=self.recipe.momentum,
-            weight_decay=self.recipe.weight_decay,
-        )
+        name = self.recipe.optimizer.lower()
+        if name == "sgd":
+            optimizer = torch.optim.SGD(
+                self.model.parameters(),
+                lr=lr,
+                momentum=self.recipe.momentum,
+                weight_decay=self.recipe.weight_decay,
+            )
+        elif name == "adamw":
+            optimizer = torch.optim.AdamW(
+                self.model.parameters(), lr=lr, weight_decay=self.recipe.weight_decay
+            )
+        else:
+            raise ValueError(f"recipe optimizer must be 'sgd' or 'adamw', got {self.recipe.optimizer!r}")
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: poly_factor(step, self.recipe, lr)
         )
