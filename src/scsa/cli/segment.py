@@ -57,7 +57,7 @@ RECIPE = (
     opt("weight_decay", float | None, None, help="Weight decay.", panel=_RECIPE),
     opt("crop_size", int | None, None, help="Square training crop.", panel=_RECIPE),
     opt("inference", str | None, None, help="whole or slide.", panel=_RECIPE),
-    opt("quick", bool, False, "--quick", help="A smoke run (mnistseg: ~2 min on 2 cores).", panel=_RECIPE),
+    opt("quick", bool, False, "--quick", help="A short run (mnistseg: ~2 min of one core).", panel=_RECIPE),
 )
 OTHER = (opt("skip_bad_images", bool, False, "--skip-bad-images", help="Leave bad pairs out.", panel=_OTHER),)
 COMPARE = (
