@@ -81,7 +81,7 @@ RECIPE = (
 )
 TRAIN = (
     opt("attention", str, "scsa", "--attention", "-a", help="Attention block; none: plain.", panel=_DATA),
-    opt("quick", bool, False, "--quick", help="A short run (~3 min on 2 CPU cores).", panel=_RUN),
+    opt("quick", bool, False, "--quick", help="A short run (100 steps; ~2 min of one CPU core).", panel=_RUN),
 )
 COMPARE = (
     opt(
