@@ -2,8 +2,8 @@
 
 Each canvas is an RGB image (default 64×64) holding 1-3 digits of random size (side 1/2-3/4 of the
 canvas), position and colour on a dark, noisy, tinted background; the mask labels every pixel ``0``
-(background) or ``1 + d`` for a stroke of digit ``d`` (11 classes). Train canvases use only the train digits of
-:func:`scsa.data.mnist_split`, val canvases only the val digits, so no digit is seen in both.
+(background) or ``1 + d`` for a stroke of digit ``d`` (11 classes). Train canvases use only the train
+digits of :func:`scsa.data.mnist_split`, val canvases only the val digits, so no digit is seen in both.
 
 How the labels are made (the rules a user needs to read the data):
 
