@@ -55,11 +55,15 @@ def _train(out: Path, attention: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def checkpoints(request) -> dict[str, Path]:
+def checkpoints(request, tmp_path_factory) -> dict[str, Path]:
     """``{"scsa": path, "none": path}``: the two trained checkpoints."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    root = Path(request.config.cache.mkdir(f"scsa_explain_{_code_key()}"))
+    cache = getattr(request.config, "cache", None)
+    if cache is None:  # pytest -p no:cacheprovider: train them for this session only
+        root = tmp_path_factory.mktemp("scsa_explain")
+        return {att: _train(root / att, att) for att in ("scsa", "none")}
+    root = Path(cache.mkdir(f"scsa_explain_{_code_key()}"))
     for old in root.parent.glob("scsa_explain_*"):  # models of older code: 180 MB each pair
         if old != root:
             shutil.rmtree(old, ignore_errors=True)
