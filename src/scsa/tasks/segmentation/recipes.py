@@ -8,8 +8,8 @@
 * ``small``: the same pipeline scaled to ``mnistseg`` on a CPU: 64 px canvases, rescale 0.75-1.5
   (MMSegmentation's 0.5 would shrink a stroke to 2 px), crop 64, AdamW lr 0.004, weight decay 0.01,
   a 30-iteration warm-up and poly decay to 1e-5, loss CE + 1.0 × Dice (smp's ``DiceLoss``: the
-  strokes are ~10 % of the pixels), UPerNet width 64, 500 iterations of batch 16 validated every
-  100; encoder and decoder start from scratch.
+  strokes are ~10 % of the pixels), UPerNet width 64, 1,000 iterations of batch 16 validated every
+  250; encoder and decoder start from scratch.
 
 The learning rate scales linearly with the global batch (``batch_size`` × accumulation) against the
 recipe's ``base_batch``. An "epoch" of the run is ``val_interval`` iterations, so the engine's
@@ -76,8 +76,8 @@ _RECIPES = {
         min_lr=1e-5,
         warmup_iters=30,
         dice_weight=1.0,
-        iterations=500,
-        val_interval=100,
+        iterations=1000,
+        val_interval=250,
         batch_size=16,
         crop_size=(64, 64),
         scale=(64, 64),
