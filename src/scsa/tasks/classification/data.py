@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from scsa.engine.samplers import SeededSampler, ShardSampler
 from scsa.tasks.classification.datasets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -50,46 +50,6 @@ __all__ = [
     "load_mnist5k",
     "scan_image_folder",
 ]
-
-
-class SeededSampler(Sampler):
-    """Shuffled train order that is a function of ``(seed, epoch)``, split across processes.
-
-    Each process yields ``(index, sample_seed)`` for every ``num_replicas``-th position of one global
-    permutation (padded by wrapping, as ``DistributedSampler`` pads, so every process has as many).
-    """
-
-    def __init__(self, size: int, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
-        self.size, self.seed, self.num_replicas, self.rank = size, seed, num_replicas, rank
-        self.epoch = 0
-        self.per_rank = -(-size // num_replicas)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.per_rank
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=g).tolist()
-        order += order[: self.per_rank * self.num_replicas - self.size]
-        base = (self.seed * 1_000_003 + self.epoch) * 10_000_019
-        for pos in range(self.rank, len(order), self.num_replicas):
-            yield order[pos], (base + order[pos]) % (2**63)
-
-
-class ShardSampler(Sampler):
-    """Eval order: every ``num_replicas``-th sample, no padding, so no sample is counted twice."""
-
-    def __init__(self, size: int, num_replicas: int = 1, rank: int = 0) -> None:
-        self.indices = list(range(rank, size, num_replicas))
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
 
 
 # ----------------------------------------------------------------------------------------------

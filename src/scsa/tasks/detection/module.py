@@ -11,6 +11,7 @@ import lightning as L
 import torch
 
 from scsa.engine import TaskModule
+from scsa.engine.samplers import SeededSampler
 from scsa.tasks.detection.metrics import DetectionMetrics, coco_results
 from scsa.tasks.detection.model import build_detector
 
@@ -96,28 +97,6 @@ def open_dataset(
     return YoloDetection(yaml_path, split, **common)
 
 
-class SeededSampler(torch.utils.data.Sampler):
-    """Train order as a function of ``(seed, epoch)`` only, split across processes (padded by wrapping, as
-    ``DistributedSampler`` pads), so a resumed run draws what the uninterrupted run drew."""
-
-    def __init__(self, size: int, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
-        self.size, self.seed, self.num_replicas, self.rank = size, seed, num_replicas, rank
-        self.epoch = 0
-        self.per_rank = -(-size // num_replicas)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.per_rank
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=g).tolist()
-        order += order[: self.per_rank * self.num_replicas - self.size]
-        return iter(order[self.rank :: self.num_replicas])
-
-
 class DetectionDataModule(L.LightningDataModule):
     """Train and val splits of one detection dataset; built at construction, so ``classes`` is known."""
 
@@ -174,7 +153,7 @@ class DetectionDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         world, rank = self._world()
-        sampler = SeededSampler(len(self.train_set), self.shuffle_seed, world, rank)
+        sampler = SeededSampler(len(self.train_set), self.shuffle_seed, world, rank, sample_seeds=False)
         # Lightning builds the first iterator before it calls set_epoch: start at the epoch the fit loop
         # is about to run (restored from the checkpoint on resume)
         progress = getattr(getattr(self.trainer, "fit_loop", None), "epoch_progress", None)

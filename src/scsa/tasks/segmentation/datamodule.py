@@ -17,6 +17,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from scsa.engine.samplers import ShardSampler
 from scsa.tasks.segmentation.data import ArraySegmentation, SegmentationFiles, scan_layout
 from scsa.tasks.segmentation.mnistseg import MNISTSEG, MNISTSEG_CLASSES, make_mnistseg
 from scsa.tasks.segmentation.recipes import SegRecipe
@@ -58,19 +59,6 @@ class IterationSampler(Sampler):
                 for i, s in zip(picked[self.rank :: self.num_replicas], seeds[self.rank :: self.num_replicas])
             ]
         )
-
-
-class ShardSampler(Sampler):
-    """Every ``num_replicas``-th index from ``rank``, in order (validation: each sample once overall)."""
-
-    def __init__(self, size: int, num_replicas: int = 1, rank: int = 0) -> None:
-        self.indices = list(range(rank, size, num_replicas))
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
 
 
 class SegmentationDataModule(L.LightningDataModule):
