@@ -2,17 +2,21 @@
 
 Every block is built as ``cls(channels, **kwargs)`` and accepts ``device``/``dtype``.
 SCSA's fast path is switched by :func:`set_fast_path` / :func:`fast_path` and its C module by
-:func:`set_native` / :func:`native` (:mod:`scsa.attention.config`).
+:func:`set_native` / :func:`native`, and its capture by ``torch.compile`` as one custom operator by
+:func:`set_compile_op` / :func:`compile_op` (:mod:`scsa.attention.config`).
 """
 
 from scsa.attention.ca import CoordAttention
 from scsa.attention.cbam import CBAM
 from scsa.attention.config import (
+    compile_op,
     fast_path,
     native,
     native_available,
+    set_compile_op,
     set_fast_path,
     set_native,
+    use_compile_op,
     use_fast_path,
     use_native,
 )
@@ -69,6 +73,7 @@ __all__ = [
     "ShuffleAttention",
     "SimAM",
     "SqueezeExcite",
+    "compile_op",
     "create_attention",
     "fast_path",
     "get_attention_class",
@@ -76,8 +81,10 @@ __all__ = [
     "native",
     "native_available",
     "register_attention",
+    "set_compile_op",
     "set_fast_path",
     "set_native",
+    "use_compile_op",
     "use_fast_path",
     "use_native",
 ]

@@ -1,6 +1,6 @@
 """Public switches of SCSA's fast path, in the manner of timm's ``set_fused_attn`` / ``use_fused_attn``.
 
-Two independent switches, both process-wide:
+Three independent switches, all process-wide:
 
 * the **fast path** (:func:`set_fast_path`, :func:`fast_path`, :func:`use_fast_path`): off, every
   :class:`scsa.SCSA` runs its readable definition (``SCSA.forward_plain``), the one the oracle tests
@@ -9,6 +9,11 @@ Two independent switches, both process-wide:
 * the **C module** (:func:`set_native`, :func:`native`, :func:`use_native`): the fast path's fused
   passes in ``_native.c``; off, the fast path runs the same passes as PyTorch ops. It matters only
   while the fast path is on.
+* the **compiled op** (:func:`set_compile_op`, :func:`compile_op`, :func:`use_compile_op`): on (the
+  default), ``torch.compile`` captures each SCSA as one custom operator, ``torch.ops.scsa.scsa``,
+  with a shape-only fake implementation: the compiler does not trace the block's internals, and the
+  eager fast path runs inside the compiled graph. Off, the compiler traces the readable definition
+  and fuses it with the layers around it (longer compiles, guards on the map sizes).
 
 Initial state from the environment, read once at import: ``SCSA_FAST_PATH=0`` starts with the fast
 path off, ``SCSA_NATIVE=0`` with the C module off (and not even loaded).
@@ -22,11 +27,14 @@ from collections.abc import Iterator
 from types import ModuleType
 
 __all__ = [
+    "compile_op",
     "fast_path",
     "native",
     "native_available",
+    "set_compile_op",
     "set_fast_path",
     "set_native",
+    "use_compile_op",
     "use_fast_path",
     "use_native",
 ]
@@ -47,6 +55,8 @@ _LOADED: ModuleType | None = _load_native()
 # read by scsa.attention._scsa_fast on every forward: a module-global lookup, no call
 FAST_PATH: bool = os.environ.get("SCSA_FAST_PATH", "1") != "0"
 NATIVE: ModuleType | None = _LOADED
+# read while torch.compile traces an SCSA (torch.compile guards on it: flipping it recompiles)
+COMPILE_OP: bool = True
 
 
 def use_fast_path() -> bool:
@@ -107,3 +117,29 @@ def native(enabled: bool) -> Iterator[None]:
         yield
     finally:
         NATIVE = before
+
+
+def use_compile_op() -> bool:
+    """Whether ``torch.compile`` captures each SCSA as the one custom operator ``torch.ops.scsa.scsa``
+    (the default) or traces its readable definition."""
+    return COMPILE_OP
+
+
+def set_compile_op(enabled: bool) -> None:
+    """Capture SCSA under ``torch.compile`` as one custom operator (default: compile time close to the
+    plain backbone's, no recompilation for new map sizes, the eager fast path inside the graph) or
+    let the compiler trace and fuse its readable definition. ``torch.export``, ONNX, FX, TorchScript
+    and tracing always record the readable definition."""
+    global COMPILE_OP
+    COMPILE_OP = bool(enabled)
+
+
+@contextlib.contextmanager
+def compile_op(enabled: bool) -> Iterator[None]:
+    """``with compile_op(False): torch.compile(model)(x)`` traces SCSA's internals for that compile."""
+    before = COMPILE_OP
+    set_compile_op(enabled)
+    try:
+        yield
+    finally:
+        set_compile_op(before)

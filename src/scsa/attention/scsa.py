@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scsa.attention import _scsa_fast
+from scsa.attention import _scsa_compile, _scsa_fast
 from scsa.attention._layers import check_input
 from scsa.attention._scsa_ops import (
     CONV_NAMES,
@@ -357,9 +357,13 @@ class SCSA(_SMSAMixin, _PCSAMixin):
         check_input(x, self.dim, "SCSA")
         # the fast path (same numbers, less time and memory) wherever it applies. Two ifs: TorchScript
         # skips the body of `if not is_scripting()` but would compile both operands of an `and`.
-        if not torch.jit.is_scripting():  # noqa: SIM102
+        if not torch.jit.is_scripting():
             if _scsa_fast.applies(x):
                 return _scsa_fast.scsa_forward(self, x)
+            if _scsa_compile.applies(self, x):  # torch.compile: one custom operator per block
+                params = _scsa_compile.block_params(self)
+                if params is not None:
+                    return _scsa_compile.call(self, x, params)
         return self.forward_plain(x)
 
     @torch.jit.unused
@@ -382,3 +386,6 @@ class SCSA(_SMSAMixin, _PCSAMixin):
             f"group_kernel_sizes={self.group_kernel_sizes}, down_sample_mode={self.down_sample_mode!r}"
             + (", inplace=True" if self.inplace else "")
         )
+
+
+_scsa_compile.set_block_type(SCSA)
