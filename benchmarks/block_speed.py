@@ -11,6 +11,7 @@ machine hits both alike. Both hold the same random weights; the script checks th
     python benchmarks/block_speed.py --quick    # fewer rounds, for a smoke run
     python benchmarks/block_speed.py --device cuda --batch 64   # on a GPU (the plain path runs there)
     python benchmarks/block_speed.py --compile  # the default block under torch.compile(fullgraph=True)
+    python benchmarks/block_speed.py --compile --compile-op off   # ... with its definition traced
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import scsa.attention
 from oracle import OracleSCSA
 from scsa import SCSA
 
@@ -111,7 +113,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch", type=int, default=8, help="batch size of every shape")
     parser.add_argument("--compile", action="store_true", help="time torch.compile(default block)")
+    parser.add_argument(
+        "--compile-op",
+        choices=("on", "off"),
+        default="on",
+        help="with --compile: SCSA as one custom operator (the default), or its definition traced op by op",
+    )
     args = parser.parse_args(argv)
+    scsa.attention.set_compile_op(args.compile_op == "on")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rounds = 5 if args.quick else 15
@@ -121,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         machine = torch.cuda.get_device_name()
 
     print(
-        f"SCSA block{' compiled' if args.compile else ''}, float32, {args.device}, {args.threads} threads, "
+        f"SCSA block{f' compiled (compile_op={args.compile_op})' if args.compile else ''}, float32, {args.device}, {args.threads} threads, "
         f"torch {torch.__version__}, "
         f"{machine}, median of {rounds} interleaved rounds\n"
     )

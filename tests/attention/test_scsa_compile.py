@@ -205,3 +205,37 @@ def test_inductor_compiles_a_model_with_the_operator():
         for s in (48, 64):
             x = torch.randn(2, 3, s, s)
             torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["C module", "PyTorch ops"])
+def test_backward_operator_takes_the_fast_paths_backward_where_the_c_module_covers_it(native):
+    """With the C module, the compiled training step runs the eager fast path's own forward and
+    backward: bit-identical gradients. Without it, the vjp of the readable definition: equal within
+    rounding."""
+    if native and not scsa.attention.native_available():
+        pytest.skip("the C module is not built")
+    block = _block(head_num=2).train()
+    x = torch.randn(3, 16, 14, 12, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    target = torch.randn(3, 16, 14, 12)
+    with scsa.attention.native(native):
+        compiled = torch.compile(block, backend="aot_eager", fullgraph=True)
+        got = torch.autograd.grad((compiled(x) * target).sum(), [x, *block.parameters()])
+        want = torch.autograd.grad((block(x_ref) * target).sum(), [x_ref, *block.parameters()])
+    for g, w in zip(got, want):
+        if native:
+            assert torch.equal(g, w)
+        else:
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_autocast_gives_eager_numbers():
+    model = scsa.create_model("scsa_resnet18", num_classes=10).eval()
+    recorder = Recorder()
+    compiled = torch.compile(model, backend=recorder)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out, ref = compiled(x), model(x)
+    assert out.dtype == ref.dtype == torch.bfloat16
+    assert torch.equal(out, ref)
+    assert _op_calls(recorder) == 8

@@ -9,11 +9,14 @@ recompilation for SCSA's sake, and the eager fast path (the C module on CPU) run
 compiled graph.
 
 * Forward: the block's eager computation, without autograd, into a fresh tensor.
-* Backward: a second operator, ``torch.ops.scsa.scsa_backward``, the vector-Jacobian product of the
-  readable definition recomputed from ``x`` (``torch.func.vjp``: autograd is not recorded inside a
-  custom operator). Training keeps ``x`` and the parameters for it, nothing else.
+* Backward: a second operator, ``torch.ops.scsa.scsa_backward``, that recomputes the forward from
+  ``x`` and differentiates it: by the fast path's own training forward and backward where the C
+  module covers them (no autograd graph is needed there), else as the vector-Jacobian product of
+  the readable definition (``torch.func.vjp``: autograd records nothing inside a custom operator).
+  Training keeps ``x`` and the parameters for it, nothing else.
 * Both compute with autocast off, as the fast path does in eager (the gates in float32 for half
-  inputs); a graph with double backward or attention dropout in training traces the definition.
+  inputs; on CPU the same numbers as eager under autocast). Attention dropout in training, whose
+  mask the backward would have to redraw, is traced as the definition instead.
 
 Parameters travel as a list of tensors in a fixed order (:func:`block_params`), so the compiler sees
 which tensors the block reads and AOTAutograd returns their gradients. The operator computes with a
@@ -210,6 +213,15 @@ def _scsa_backward_op(
     shell = _configured(
         x, params, group_kernel_sizes, head_num, window_size, down_sample_mode, sa_softmax, ca_softmax, eps
     )
+    leaves = tuple(p.detach().requires_grad_() for p in params)
+    _bind(shell, leaves)
+    try:  # the C module's forward and backward, as in eager training, where they cover the block
+        names = tuple(f"{m}.{p}" for m, p in shell.op_layout)
+        grads = _scsa_fast.native_vjp(shell, x.detach(), grad.to(x.dtype), names, leaves)
+    finally:
+        _bind(shell, None)
+    if grads is not None:
+        return [_like(g, ref) for g, ref in zip(grads, (x, *params))]
 
     def forward(x: Tensor, *params: Tensor) -> Tensor:
         _bind(shell, params)

@@ -47,7 +47,7 @@ from scsa._compat import (
 from scsa.attention import config as _config
 from scsa.attention._scsa_ops import CONV_NAMES, compute_dtype, group_norm
 
-__all__ = ["applies", "fast_path_reason", "output_recompute", "path_name", "scsa_forward"]
+__all__ = ["applies", "fast_path_reason", "native_vjp", "output_recompute", "path_name", "scsa_forward"]
 
 # Verified on CPU only so far; CUDA keeps the plain path until the fast one is checked on a GPU.
 _FAST_DEVICES = ("cpu",)
@@ -66,8 +66,9 @@ _NATIVE_DTYPES = (torch.float32, torch.float64)
 def fast_path_reason(x: torch.Tensor) -> str | None:
     """Why :class:`scsa.SCSA` takes its plain path for ``x``, or ``None`` when the fast one applies.
 
-    The fast path is eager-only: TorchScript, tracing, ``torch.compile``/``torch.export`` and
-    ``torch.func`` transforms capture the plain path (a compiler fuses that one anyway).
+    The fast path is eager-only: TorchScript, tracing, ``torch.export`` and ``torch.func``
+    transforms capture the plain path; ``torch.compile`` captures one custom operator that runs the
+    fast path inside the compiled graph (:mod:`scsa.attention._scsa_compile`).
     """
     if not _config.FAST_PATH:
         return "turned off by scsa.attention.set_fast_path(False) or SCSA_FAST_PATH=0"
@@ -882,6 +883,45 @@ class _SCSAFunction(torch.autograd.Function):
         else:
             dx = _generic_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward, down, grads)
         return (dx, None, None, *(grads.get(id(p)) for p in ctx.params))
+
+
+class _Context:
+    """What :class:`_SCSAFunction` reads and writes on autograd's ctx, for :func:`native_vjp`."""
+
+    def __init__(self, n_params: int) -> None:
+        self.needs_input_grad = (True, False, False, *([True] * n_params))
+        self.saved_tensors: tuple[torch.Tensor, ...] = ()
+
+    def save_for_backward(self, *tensors: torch.Tensor) -> None:
+        self.saved_tensors = tensors
+
+
+def native_vjp(
+    block: nn.Module,
+    x: torch.Tensor,
+    grad: torch.Tensor,
+    names: tuple[str, ...],
+    params: tuple[torch.Tensor, ...],
+) -> tuple[torch.Tensor, ...] | None:
+    """``(dx, *dparams)`` of ``block(x)`` against ``grad`` by the training Function's forward and
+    backward where the C module computes both small graphs, so that no autograd graph is recorded
+    (inside a custom operator none can be); None elsewhere. ``params`` are the tensors the block
+    holds, ``names`` their ``named_parameters`` names; each needs ``requires_grad``."""
+    if fast_path_reason(x) is not None or _route(block, x) != "native":
+        return None
+    if _native_smsa_params(block, x.dtype) is None:
+        return None
+    if _native_pcsa_params(block, x.dtype, _tokens(block, x)) is None:
+        return None
+    ctx = _Context(len(params))
+    with torch.no_grad():
+        _SCSAFunction.forward(ctx, x, block, names, *params)
+        if not ctx.attn_out:  # the fused forward kept no attention output: PCSA would need autograd
+            return None
+        dx, _, _, *dparams = _SCSAFunction.backward(ctx, grad)
+    if any(g is None for g in dparams):
+        return None
+    return (dx, *dparams)
 
 
 def _rows_backward(ctx, x, ah, aw, gx, grad, pcsa_backward, smsa_backward):
