@@ -68,17 +68,7 @@ def test_operator_passes_torch_library_opcheck(config):
     params = [p.detach().clone().requires_grad_() for p in _scsa_compile.block_params(block)]
     for shape in [(2, 16, 9, 11), (1, 16, 3, 4)]:
         x = torch.randn(shape, requires_grad=True)
-        args = (
-            x,
-            params,
-            list(block.group_kernel_sizes),
-            block.head_num,
-            block.window_size,
-            block.down_sample_mode,
-            block.sa_softmax,
-            block.ca_softmax,
-            [block.norm_h.eps, block.norm_w.eps, block.norm.eps],
-        )
+        args = _scsa_compile.op_args(block, x, params)
         torch.library.opcheck(torch.ops.scsa.scsa.default, args)
         assert torch.equal(torch.ops.scsa.scsa(*args), block(x.detach()))
 

@@ -36,7 +36,7 @@ from scsa.attention import _scsa_fast
 from scsa.attention import config as _config
 from scsa.attention._scsa_ops import CONV_NAMES
 
-__all__ = ["applies", "block_params", "call", "set_block_type"]
+__all__ = ["applies", "block_params", "call", "op_args", "set_block_type"]
 
 _NORMS = ("norm_h", "norm_w", "norm")
 # the tensors the operator takes, by (module, parameter): SMSA's, PCSA's norm, q/k/v, conv_d
@@ -93,9 +93,10 @@ def applies(block: nn.Module, x: Tensor) -> bool:
     )
 
 
-def call(block: nn.Module, x: Tensor, params: list[Tensor]) -> Tensor:
-    """``block(x)`` as one operator node."""
-    return torch.ops.scsa.scsa(
+def op_args(block: nn.Module, x: Tensor, params: list[Tensor]) -> tuple:
+    """The arguments of ``torch.ops.scsa.scsa`` that compute ``block(x)``: the input, the parameters
+    in the operator's order (:func:`block_params`) and the block's configuration."""
+    return (
         x,
         params,
         list(block.group_kernel_sizes),
@@ -106,6 +107,11 @@ def call(block: nn.Module, x: Tensor, params: list[Tensor]) -> Tensor:
         block.ca_softmax,
         [block.norm_h.eps, block.norm_w.eps, block.norm.eps],
     )
+
+
+def call(block: nn.Module, x: Tensor, params: list[Tensor]) -> Tensor:
+    """``block(x)`` as one operator node."""
+    return torch.ops.scsa.scsa(*op_args(block, x, params))
 
 
 # ----------------------------------------------------------------------------------------------
