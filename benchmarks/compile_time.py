@@ -33,9 +33,9 @@ from scsa._compat import compile_counters
 from scsa.io import write_json
 
 
-def _captures() -> int:
+def _captures() -> int | None:
     counts = compile_counters()
-    return -1 if counts is None else counts.get("stats.unique_graphs", 0)
+    return None if counts is None else counts.get("stats.unique_graphs", 0)
 
 
 def _step(model: torch.nn.Module, x: torch.Tensor, train: bool) -> float:
@@ -56,8 +56,6 @@ def measure_one(args: argparse.Namespace, name: str) -> dict:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = scsa.create_model(name, num_classes=10).train(args.train)
-    if not args.train:
-        model.eval()
     dynamic = {"auto": None, "true": True, "false": False}[args.dynamic]
     compiled = torch.compile(model, backend=args.backend, dynamic=dynamic)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -68,7 +66,7 @@ def measure_one(args: argparse.Namespace, name: str) -> dict:
     for label, b, s in calls:
         before = _captures()
         seconds = _step(compiled, torch.randn(b, 3, s, s), args.train)
-        count = None if before < 0 else _captures() - before
+        count = None if before is None else _captures() - before
         rows.append({"call": label, "seconds": round(seconds, 3), "captures": count})
     compile_s = sum(r["seconds"] for r in rows[:-1]) - (len(rows) - 1) * rows[-1]["seconds"]
     return {"model": name, "calls": rows, "compile_seconds": round(compile_s, 3)}

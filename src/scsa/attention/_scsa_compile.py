@@ -145,6 +145,7 @@ def _shell(
         for name, e in zip(_NORMS, eps):
             shell._modules[name].eps = e
         shell.op_layout = _layout(qkv_bias, shell.recombine)
+        shell.op_names = tuple(f"{m}.{p}" for m, p in shell.op_layout)  # as named_parameters names them
         cache[key] = shell
     return shell
 
@@ -219,24 +220,21 @@ def _scsa_backward_op(
     shell = _configured(
         x, params, group_kernel_sizes, head_num, window_size, down_sample_mode, sa_softmax, ca_softmax, eps
     )
+    grad = grad.to(x.dtype)
     leaves = tuple(p.detach().requires_grad_() for p in params)
-    _bind(shell, leaves)
-    try:  # the C module's forward and backward, as in eager training, where they cover the block
-        names = tuple(f"{m}.{p}" for m, p in shell.op_layout)
-        grads = _scsa_fast.native_vjp(shell, x.detach(), grad.to(x.dtype), names, leaves)
-    finally:
-        _bind(shell, None)
-    if grads is not None:
-        return [_like(g, ref) for g, ref in zip(grads, (x, *params))]
 
     def forward(x: Tensor, *params: Tensor) -> Tensor:
         _bind(shell, params)
         return shell.forward_plain(x)
 
     try:
-        with torch.autocast(x.device.type, enabled=False):
-            _, vjp = torch.func.vjp(forward, x, *params)
-            grads = vjp(grad.to(x.dtype))
+        # the C module's forward and backward, as in eager training, where they cover the block
+        _bind(shell, leaves)
+        grads = _scsa_fast.native_vjp(shell, x.detach(), grad, shell.op_names, leaves)
+        if grads is None:
+            with torch.autocast(x.device.type, enabled=False):
+                _, vjp = torch.func.vjp(forward, x, *params)
+                grads = vjp(grad)
     finally:
         _bind(shell, None)
     return [_like(g, ref) for g, ref in zip(grads, (x, *params))]
